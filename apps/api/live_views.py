@@ -1,0 +1,198 @@
+"""The stream URL's entry point (every method) and its live reads: SSE, long-poll, NDJSON.
+
+The view is async so that live reads hold no thread: authentication and the one lookup cross to
+the ORM once with ``sync_to_async``; after that, chunks come from the per-process hub.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.api import protocol, sse, stream_views
+from apps.api.chunk_json import chunk_object
+from apps.api.errors import error_response
+from apps.api.targets import Target, run_target, standalone_target, touch
+from apps.streams import hub, selectors
+from apps.streams.errors import BadRequest, DomainError
+from apps.streams.live import check_retained, follow
+from apps.streams.models import Stream
+from apps.streams.offsets import offset_for
+from apps.streams.payloads import base_content_type, is_json_type, json_array
+
+_SYNC_HANDLERS: dict[str, Callable[[HttpRequest, Target], HttpResponse]] = {
+    "PUT": stream_views.create,
+    "POST": stream_views.append,
+    "HEAD": stream_views.metadata,
+    "DELETE": stream_views.delete,
+}
+
+
+@csrf_exempt
+async def standalone_stream(request: HttpRequest, name: str) -> HttpResponseBase:
+    return await _dispatch(request, lambda: standalone_target(request, name))
+
+
+@csrf_exempt
+async def run_stream(request: HttpRequest, run_id: str, key: str) -> HttpResponseBase:
+    return await _dispatch(request, lambda: run_target(request, run_id, key))
+
+
+def _run_sync(
+    handler: Callable[[HttpRequest, Target], HttpResponse],
+    request: HttpRequest,
+    resolve: Callable[[], Target],
+) -> HttpResponse:
+    return handler(request, resolve())
+
+
+def _prepare_live(
+    resolve: Callable[[], Target], read_request: protocol.ReadRequest
+) -> tuple[Target, Stream, int]:
+    target = resolve()
+    target.require("read")
+    stream = target.stream()
+    touch(stream)
+    start = read_request.start_index(stream.next_index)
+    check_retained(stream.first_index, start)
+    return target, stream, start
+
+
+async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> HttpResponseBase:
+    method = request.method or "GET"
+    try:
+        handler = _SYNC_HANDLERS.get(method)
+        if handler is not None:
+            return await sync_to_async(_run_sync)(handler, request, resolve)
+        if method != "GET":
+            raise BadRequest(f"Method {method} is not supported on a stream URL.")
+        read_request = protocol.read_request(request)
+        if read_request.live is None and not read_request.ndjson:
+            return await sync_to_async(_run_sync)(
+                lambda req, target: stream_views.read(req, target, read_request), request, resolve
+            )
+        target, stream, start = await sync_to_async(_prepare_live)(resolve, read_request)
+        if read_request.ndjson:
+            return _ndjson_response(stream, start)
+        limit = _connection_limit(target)
+        if read_request.live == "sse":
+            return _sse_response(stream, start, read_request, limit)
+        return await _long_poll(stream, start, read_request, limit)
+    except DomainError as exc:
+        return error_response(exc)
+
+
+def _connection_limit(target: Target) -> float | None:
+    """Seconds a live read may last: a token's remaining life ends the read with it."""
+    expires_at = target.principal.expires_at
+    if expires_at is None:
+        return None
+    return max(0.0, expires_at.timestamp() - time.time())
+
+
+def _limit(default: float, *limits: float | None) -> float:
+    return min([default, *[x for x in limits if x is not None]])
+
+
+async def _long_poll(
+    stream: Stream, start: int, read_request: protocol.ReadRequest, token_limit: float | None
+) -> HttpResponse:
+    wait = _limit(settings.STREAMDASH_LONG_POLL_TIMEOUT, read_request.idle_timeout, token_limit)
+    cursor = protocol.next_cursor(read_request.cursor)
+    position, closed = start, False
+    async for batch in follow(
+        stream.pk, start, idle_timeout=wait, max_seconds=wait, heartbeat=wait
+    ):
+        if batch is None:
+            continue
+        position, closed = batch.next_index, batch.closed
+        if batch.chunks:
+            data = [c.data for c in batch.chunks]
+            body = json_array(data) if is_json_type(stream.content_type) else b"".join(data)
+            response = HttpResponse(body, status=200, content_type=stream.content_type)
+            break
+        if closed:
+            response = HttpResponse(status=204)
+            break
+    else:
+        response = HttpResponse(status=204)
+    if response.status_code == 204:
+        del response["Content-Type"]
+    if not closed:
+        response[protocol.CURSOR] = cursor
+    response["Cache-Control"] = "no-store"
+    protocol.set_position_headers(
+        response, start=start, next_index=position, up_to_date=True, closed=closed
+    )
+    return response
+
+
+def _sse_response(
+    stream: Stream, start: int, read_request: protocol.ReadRequest, token_limit: float | None
+) -> StreamingHttpResponse:
+    encoding = sse.data_encoding(stream.content_type)
+    max_seconds = _limit(settings.STREAMDASH_SSE_MAX_SECONDS, token_limit)
+    cursor = protocol.next_cursor(read_request.cursor)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for batch in follow(
+                stream.pk, start, idle_timeout=read_request.idle_timeout, max_seconds=max_seconds
+            ):
+                if batch is None:
+                    yield sse.HEARTBEAT
+                    continue
+                frames = (
+                    sse.data_frame([c.data for c in batch.chunks], encoding)
+                    if (batch.chunks)
+                    else b""
+                )
+                yield frames + sse.control_frame(
+                    next_offset=offset_for(batch.next_index),
+                    cursor=cursor,
+                    up_to_date=batch.up_to_date,
+                    closed=batch.closed,
+                )
+        except DomainError as exc:
+            error = {"code": exc.code, "message": exc.message, **exc.facts}
+            yield f"event: error\ndata:{json.dumps(error)}\n\n".encode()
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache, no-store"
+    response["X-Accel-Buffering"] = "no"
+    if encoding == "base64":
+        response[protocol.SSE_ENCODING] = "base64"
+    response[protocol.START_INDEX] = str(start)
+    return response
+
+
+def _ndjson_response(stream: Stream, start: int) -> StreamingHttpResponse:
+    """Every chunk from ``start`` to the tail as it was when the request arrived, in pages."""
+    media = base_content_type(stream.content_type)
+    end = stream.next_index
+
+    async def lines() -> AsyncIterator[bytes]:
+        position = start
+        while position < end:
+            records = await hub.db(
+                selectors.chunks_from_index, stream_id=stream.pk, start=position, end=end
+            )
+            if not records:
+                return
+            yield b"".join(
+                chunk_object({"index": r.index, "ts": r.created_at}, r.data, media) + b"\n"
+                for r in records
+            )
+            position = records[-1].index + 1
+
+    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+    response["Cache-Control"] = "no-store"
+    response[protocol.START_INDEX] = str(start)
+    response[protocol.NEXT_INDEX] = str(end)
+    return response

@@ -1,0 +1,183 @@
+"""Durable Streams request parsing and response headers (PROTOCOL.md §1–3).
+
+Everything here is pure: it reads request headers and query parameters, raises domain errors
+for bad input, and builds the protocol's response headers. Views stay glue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import time
+from dataclasses import dataclass
+
+from django.http import HttpRequest, HttpResponseBase, QueryDict
+
+from apps.streams.errors import BadRequest, InvalidOffset
+from apps.streams.offsets import NOW, START, offset_for, parse_offset
+from apps.streams.services import ProducerClaim, StreamConfig
+
+NEXT_OFFSET = "Stream-Next-Offset"
+UP_TO_DATE = "Stream-Up-To-Date"
+CLOSED = "Stream-Closed"
+CURSOR = "Stream-Cursor"
+TTL = "Stream-TTL"
+EXPIRES_AT = "Stream-Expires-At"
+START_INDEX = "Stream-Start-Index"
+NEXT_INDEX = "Stream-Next-Index"
+SSE_ENCODING = "Stream-SSE-Data-Encoding"
+
+PROTOCOL_HEADERS = (
+    "Content-Type, Authorization, If-None-Match, Last-Event-ID, Stream-Seq, Stream-TTL, "
+    "Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq"
+)
+EXPOSED_HEADERS = (
+    "Stream-Next-Offset, Stream-Up-To-Date, Stream-Closed, Stream-Cursor, Stream-TTL, "
+    "Stream-Expires-At, Stream-Start-Index, Stream-Next-Index, Stream-SSE-Data-Encoding, "
+    "Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Location"
+)
+
+_TTL_RE = re.compile(r"^(0|[1-9][0-9]{0,11})$")
+_UINT_RE = re.compile(r"^(0|[1-9][0-9]{0,17})$")
+# Cursors are numbered 20-second intervals: CDN request collapsing keys on them.
+_CURSOR_INTERVAL = 20
+
+
+def _single(query: QueryDict, name: str) -> str | None:
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"Query parameter {name!r} was given {len(values)} times; give it once.")
+    return values[0] if values else None
+
+
+def is_true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "true"
+
+
+def stream_config(request: HttpRequest, content_type: str) -> StreamConfig:
+    ttl_header = request.headers.get(TTL)
+    expires_header = request.headers.get(EXPIRES_AT)
+    if ttl_header is not None and expires_header is not None:
+        raise BadRequest("Send Stream-TTL or Stream-Expires-At, not both.")
+    ttl: int | None = None
+    expires_at: dt.datetime | None = None
+    if ttl_header is not None:
+        if not _TTL_RE.match(ttl_header.strip()):
+            raise BadRequest(
+                f"Stream-TTL {ttl_header!r} is not valid: give whole seconds, e.g. 3600.",
+                header=TTL,
+            )
+        ttl = int(ttl_header)
+    if expires_header is not None:
+        try:
+            expires_at = dt.datetime.fromisoformat(expires_header.strip())
+        except ValueError:
+            raise BadRequest(
+                f"Stream-Expires-At {expires_header!r} is not an RFC 3339 timestamp.",
+                header=EXPIRES_AT,
+            ) from None
+        if expires_at.tzinfo is None:
+            raise BadRequest(
+                "Stream-Expires-At needs a time zone (Z or +00:00).", header=EXPIRES_AT
+            )
+    return StreamConfig(
+        content_type=content_type,
+        ttl_seconds=ttl,
+        expires_at=expires_at,
+        closed=is_true(request.headers.get(CLOSED)),
+    )
+
+
+def producer_claim(request: HttpRequest) -> ProducerClaim | None:
+    names = ("Producer-Id", "Producer-Epoch", "Producer-Seq")
+    values = [request.headers.get(n) for n in names]
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise BadRequest("Send Producer-Id, Producer-Epoch and Producer-Seq together, or none.")
+    producer_id, epoch, seq = (v.strip() for v in values if v is not None)
+    if not producer_id or len(producer_id) > 200:
+        raise BadRequest("Producer-Id must be 1–200 characters.", header="Producer-Id")
+    for name, value in (("Producer-Epoch", epoch), ("Producer-Seq", seq)):
+        if not _UINT_RE.match(value):
+            raise BadRequest(f"{name} must be a non-negative integer, got {value!r}.", header=name)
+    return ProducerClaim(producer_id, int(epoch), int(seq))
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    offset: str | None  # as given (None: not given)
+    live: str | None  # None, "long-poll" or "sse"
+    cursor: str | None
+    idle_timeout: float | None  # streamdash ?timeout=S
+    ndjson: bool
+
+    def start_index(self, tail: int) -> int:
+        """The index this read starts at; ``tail`` is the stream's next index."""
+        if self.offset is None:
+            return 0
+        return min(parse_offset(self.offset, tail=tail), tail)
+
+
+def read_request(request: HttpRequest) -> ReadRequest:
+    query = request.GET
+    live = _single(query, "live")
+    if live not in (None, "long-poll", "sse"):
+        raise BadRequest(f"live must be long-poll or sse, got {live!r}.")
+    offset = _single(query, "offset")
+    start_index = _single(query, "start_index")
+    if start_index is not None:
+        if not _UINT_RE.match(start_index):
+            raise BadRequest(f"start_index must be a non-negative integer, got {start_index!r}.")
+        offset = offset_for(int(start_index))
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id:
+        offset = last_event_id.strip()
+    if offset is not None:
+        if offset not in (START, NOW):
+            parse_offset(offset, tail=0)  # validates the shape
+        if offset == "":
+            raise InvalidOffset(offset)
+    if live is not None and offset is None:
+        raise BadRequest(f"live={live} needs an offset (use -1 for the start, now for the tail).")
+    timeout_value = _single(query, "timeout")
+    idle_timeout: float | None = None
+    if timeout_value is not None:
+        try:
+            idle_timeout = float(timeout_value)
+        except ValueError:
+            raise BadRequest(
+                f"timeout must be a number of seconds, got {timeout_value!r}."
+            ) from None
+        if not 0 < idle_timeout <= 86400:
+            raise BadRequest("timeout must be between 0 and 86400 seconds.")
+    fmt = _single(query, "format")
+    if fmt not in (None, "ndjson"):
+        raise BadRequest(f"format must be ndjson, got {fmt!r}.")
+    return ReadRequest(offset, live, _single(query, "cursor"), idle_timeout, fmt == "ndjson")
+
+
+def next_cursor(client_cursor: str | None) -> str:
+    current = int(time.time()) // _CURSOR_INTERVAL
+    if client_cursor is not None and client_cursor.isdigit() and int(client_cursor) >= current:
+        # A client already at this interval must get a newer cursor, or a CDN would serve it the
+        # same collapsed response again; jitter spreads the herd.
+        return str(int(client_cursor) + random.randint(1, 180))
+    return str(current)
+
+
+def set_position_headers(
+    response: HttpResponseBase, *, start: int, next_index: int, up_to_date: bool, closed: bool
+) -> None:
+    response[NEXT_OFFSET] = offset_for(next_index)
+    response[START_INDEX] = str(start)
+    response[NEXT_INDEX] = str(next_index)
+    if up_to_date:
+        response[UP_TO_DATE] = "true"
+    if closed:
+        response[CLOSED] = "true"
+
+
+def etag(stream_pk: int, generation: str, start: int, end: int, closed: bool) -> str:
+    return f'"{stream_pk}.{generation}.{start}.{end}{".c" if closed else ""}"'

@@ -1,0 +1,56 @@
+"""Server-sent event frames in the Durable Streams shape.
+
+``event: data`` frames carry chunks (JSON streams: one JSON array per frame; text streams: the
+text, one ``data:`` line per line; other types: base64). Every data frame is followed by an
+``event: control`` frame whose JSON holds the position. Control frames carry ``id: <offset>``
+after their ``data:`` line, so a browser ``EventSource`` resumes by itself with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from apps.streams.payloads import base_content_type, json_array
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def data_encoding(content_type: str) -> str:
+    """``json``, ``text`` or ``base64``: how chunks of this stream travel in SSE."""
+    media = base_content_type(content_type)
+    if media == "application/json":
+        return "json"
+    if media.startswith("text/"):
+        return "text"
+    return "base64"
+
+
+def data_frame(chunks: list[bytes], encoding: str) -> bytes:
+    if encoding == "json":
+        payload = json_array(chunks).decode("utf-8")
+        lines = _LINE_BREAK.split(payload)
+    elif encoding == "text":
+        lines = _LINE_BREAK.split(b"".join(chunks).decode("utf-8", errors="replace"))
+    else:
+        lines = [base64.b64encode(b"".join(chunks)).decode("ascii")]
+    body = "".join(f"data:{line}\n" for line in lines)
+    return f"event: data\n{body}\n".encode()
+
+
+def control_frame(*, next_offset: str, cursor: str | None, up_to_date: bool, closed: bool) -> bytes:
+    control: dict[str, object] = {"streamNextOffset": next_offset}
+    if closed:
+        control["streamClosed"] = True
+        control["upToDate"] = True
+    else:
+        if cursor is not None:
+            control["streamCursor"] = cursor
+        if up_to_date:
+            control["upToDate"] = True
+    data = json.dumps(control, separators=(",", ":"))
+    return f"event: control\ndata:{data}\nid:{next_offset}\n\n".encode()
+
+
+HEARTBEAT = b": keep-alive\n\n"

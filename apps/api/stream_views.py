@@ -1,0 +1,149 @@
+"""Durable Streams operations on one stream URL: create, append/close, metadata, delete and
+catch-up reads. Sync (each is one short transaction); live reads are in ``live_views``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+
+from apps.api import protocol
+from apps.api.targets import Target, touch
+from apps.streams import selectors, services
+from apps.streams.errors import BadRequest, StreamClosed, TooLarge
+from apps.streams.live import check_retained
+from apps.streams.models import Stream
+from apps.streams.payloads import is_json_type, json_array, split_body
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def _body(request: HttpRequest) -> bytes:
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise TooLarge(
+            f"The request body is larger than {settings.STREAMDASH_MAX_REQUEST_BYTES} bytes.",
+            limit=settings.STREAMDASH_MAX_REQUEST_BYTES,
+        ) from None
+
+
+def create(request: HttpRequest, target: Target) -> HttpResponse:
+    target.require("write")
+    content_type = request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
+    config = protocol.stream_config(request, content_type)
+    body = _body(request)
+    chunks = split_body(content_type, body, allow_empty_array=True) if body else []
+    stream, created = services.stream_create(
+        project=target.principal.project,
+        key=target.key,
+        run=target.run,
+        config=config,
+        chunks=chunks,
+    )
+    response = HttpResponse(status=201 if created else 200, content_type=stream.content_type)
+    if created:
+        response["Location"] = request.build_absolute_uri(request.path)
+    protocol.set_position_headers(
+        response, start=0, next_index=stream.next_index, up_to_date=True, closed=stream.closed
+    )
+    return response
+
+
+def append(request: HttpRequest, target: Target) -> HttpResponse:
+    target.require("write")
+    close = protocol.is_true(request.headers.get(protocol.CLOSED))
+    claim = protocol.producer_claim(request)
+    body = _body(request)
+    content_type = request.headers.get("Content-Type")
+    if body and not content_type:
+        raise BadRequest("Send a Content-Type header that matches the stream's content type.")
+    chunks = split_body(content_type or "", body) if body else []
+    stream = target.stream()
+    try:
+        result = services.chunks_append(
+            stream_id=stream.pk,
+            chunks=chunks,
+            content_type=content_type,
+            producer=claim,
+            stream_seq=request.headers.get("Stream-Seq"),
+            close=close,
+        )
+    except StreamClosed as exc:
+        exc.headers[protocol.NEXT_OFFSET] = protocol.offset_for(exc.facts["next_index"])
+        raise
+    status = 200 if claim is not None and not result.duplicate else 204
+    response = HttpResponse(status=status)
+    del response["Content-Type"]
+    protocol.set_position_headers(
+        response,
+        start=result.start_index,
+        next_index=result.next_index,
+        up_to_date=False,
+        closed=result.closed,
+    )
+    if result.producer is not None:
+        response["Producer-Epoch"] = str(result.producer.epoch)
+        response["Producer-Seq"] = str(result.producer.seq)
+    return response
+
+
+def metadata(request: HttpRequest, target: Target) -> HttpResponse:
+    target.require("read")
+    stream = target.stream()
+    response = HttpResponse(status=200, content_type=stream.content_type)
+    protocol.set_position_headers(
+        response,
+        start=stream.first_index,
+        next_index=stream.next_index,
+        up_to_date=False,
+        closed=stream.closed,
+    )
+    _expiry_headers(response, stream)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _expiry_headers(response: HttpResponse, stream: Stream) -> None:
+    if stream.ttl_seconds is not None:
+        response[protocol.TTL] = str(stream.ttl_seconds)
+    elif stream.expires_at is not None and stream.run_id is None:
+        response[protocol.EXPIRES_AT] = stream.expires_at.isoformat().replace("+00:00", "Z")
+
+
+def generation(stream: Stream) -> str:
+    """Tells a stream from an earlier one of the same name (deleted and created again)."""
+    return str(int(stream.created_at.timestamp() * 1_000_000))
+
+
+def delete(request: HttpRequest, target: Target) -> HttpResponse:
+    target.require("write")
+    stream = target.stream()
+    services.stream_delete(stream_id=stream.pk)
+    return HttpResponse(status=204)
+
+
+def read(request: HttpRequest, target: Target, read_request: protocol.ReadRequest) -> HttpResponse:
+    """A catch-up read: one page from the offset; ``Stream-Up-To-Date`` at the tail."""
+    target.require("read")
+    stream = target.stream()
+    touch(stream)
+    start = read_request.start_index(stream.next_index)
+    check_retained(stream.first_index, start)
+    records = selectors.chunks_from_index(stream_id=stream.pk, start=start, end=stream.next_index)
+    next_index = records[-1].index + 1 if records else start
+    at_tail = next_index >= stream.next_index
+    closed = stream.closed and at_tail
+    tag = protocol.etag(stream.pk, generation(stream), start, next_index, closed)
+    if request.headers.get("If-None-Match") == tag:
+        response = HttpResponse(status=304)
+    else:
+        data = [r.data for r in records]
+        body = json_array(data) if is_json_type(stream.content_type) else b"".join(data)
+        response = HttpResponse(body, status=200, content_type=stream.content_type)
+    response["ETag"] = tag
+    response["Cache-Control"] = "no-store"
+    protocol.set_position_headers(
+        response, start=start, next_index=next_index, up_to_date=at_tail, closed=closed
+    )
+    return response

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from apps.api import live_views, run_views, subscribe_views
+
+urlpatterns = [
+    path("ds/v1/stream/<path:name>", live_views.standalone_stream, name="ds-stream"),
+    path("api/v1/runs", run_views.runs, name="api-runs"),
+    path("api/v1/runs/<str:run_id>", run_views.run_detail, name="api-run"),
+    path("api/v1/runs/<str:run_id>/streams", run_views.run_streams, name="api-run-streams"),
+    path(
+        "api/v1/runs/<str:run_id>/streams/<str:key>", live_views.run_stream, name="api-run-stream"
+    ),
+    path("api/v1/runs/<str:run_id>/subscribe", subscribe_views.subscribe, name="api-subscribe"),
+    path("api/v1/tokens", run_views.tokens, name="api-tokens"),
+]

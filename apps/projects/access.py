@@ -1,0 +1,70 @@
+"""Who is calling, and what they may do: API keys (scopes read/write/admin) and public tokens
+(scopes naming one run, or one stream of one run). A token with no scope grants nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+
+from apps.projects.models import Project
+from apps.projects.services import api_key_authenticate, public_project
+from apps.projects.tokens import token_verify
+from apps.streams.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True)
+class Principal:
+    project: Project
+    scopes: frozenset[str]
+    is_token: bool = False
+    expires_at: dt.datetime | None = None
+
+    def allows(self, action: str, *, run_id: str | None = None, key: str | None = None) -> bool:
+        """May this caller ``action`` ("read", "write", "admin") the run / stream / project?"""
+        if not self.is_token:
+            return action in self.scopes or "admin" in self.scopes
+        if run_id is None:
+            return False
+        if f"{action}:runs:{run_id}" in self.scopes:
+            return True
+        return (
+            action == "read" and key is not None and f"read:streams:{run_id}/{key}" in (self.scopes)
+        )
+
+    def require(self, action: str, *, run_id: str | None = None, key: str | None = None) -> None:
+        if not self.allows(action, run_id=run_id, key=key):
+            target = f"run {run_id}" if run_id else "this project"
+            if key:
+                target = f"stream {run_id}/{key}"
+            raise Forbidden(f"These credentials may not {action} {target}.", needed=action)
+
+
+def _credential(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <API key or token>'.")
+        return value.strip()
+    # EventSource and WebSocket cannot set headers: browsers pass the token in the query.
+    return request.GET.get("token") or None
+
+
+def authenticate(request: HttpRequest, *, allow_public: bool = False) -> Principal:
+    credential = _credential(request)
+    if credential is None:
+        if allow_public:
+            return Principal(public_project(), frozenset({"read", "write", "admin"}))
+        raise Unauthorized(
+            "Authentication required: send 'Authorization: Bearer <API key or token>'."
+        )
+    if credential.startswith("sd_sk_"):
+        key = api_key_authenticate(credential)
+        return Principal(key.project, frozenset(key.scopes))
+    claims = token_verify(credential)
+    project = Project.objects.filter(pk=claims.project_id).first()
+    if project is None:
+        raise Unauthorized("The token's project no longer exists.")
+    return Principal(project, claims.scopes, is_token=True, expires_at=claims.expires_at)

@@ -1,0 +1,72 @@
+"""Projects and their API keys. Secrets are shown once and stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.projects.models import ApiKey, Project
+from apps.streams.errors import Conflict, Unauthorized
+
+SECRET_PREFIX = "sd_sk_"
+PUBLIC_PROJECT = "public"
+# last_used_at is a hint for operators, not an audit log: write it at most once a minute.
+_LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def api_key_create(
+    *, project: Project, name: str = "default", scopes: list[str] | None = None
+) -> tuple[ApiKey, str]:
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        project=project,
+        name=name,
+        prefix=secret[: len(SECRET_PREFIX) + 6],
+        digest=_digest(secret),
+        scopes=list(scopes) if scopes is not None else ["read", "write", "admin"],
+    )
+    return key, secret
+
+
+def project_create(*, name: str) -> tuple[Project, str]:
+    """A new project and its first key (all scopes). Returns the secret, which is not stored."""
+    with transaction.atomic():
+        if Project.objects.filter(name=name).exists():
+            raise Conflict(f"A project named {name!r} already exists.", project=name)
+        project = Project.objects.create(name=name)
+        _, secret = api_key_create(project=project)
+    return project, secret
+
+
+def api_key_authenticate(secret: str) -> ApiKey:
+    if not secret.startswith(SECRET_PREFIX):
+        raise Unauthorized("The API key is not a streamdash secret key (sd_sk_…).")
+    key = (
+        ApiKey.objects.select_related("project")
+        .filter(digest=_digest(secret), revoked_at__isnull=True)
+        .first()
+    )
+    if key is None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_GRANULARITY:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def public_project() -> Project:
+    """The project that owns standalone streams when STREAMDASH_PUBLIC_DS is on."""
+    project, _ = Project.objects.get_or_create(name=PUBLIC_PROJECT)
+    return project

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.EXPIRED}
+)
+
+
+class Run(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
+    task_id = models.CharField(max_length=200, db_index=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    payload = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed_by = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # Keyset pagination of the runs list, newest first (id is a ULID, so it sorts by time).
+            models.Index(fields=["project", "-id"], name="run_project_id_desc"),
+            models.Index(fields=["status", "-id"], name="run_status_id_desc"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES

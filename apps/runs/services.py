@@ -1,0 +1,134 @@
+"""Run lifecycle: create, update, claim. Reaching a final status closes the run's streams."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.projects.models import Project
+from apps.runs.ids import new_run_id
+from apps.runs.models import FINAL_STATUSES, Run, RunStatus
+from apps.streams import notify
+from apps.streams.errors import BadRequest, Conflict, NotFound
+from apps.streams.services import streams_close_for_run
+
+# Which status may follow which. A final status is final.
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset(
+        {RunStatus.EXECUTING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED}
+    ),
+    RunStatus.EXECUTING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED}),
+}
+
+
+def retention_days(project: Project) -> int:
+    return project.retention_days or settings.STREAMDASH_RETENTION_DAYS
+
+
+def run_create(
+    *,
+    project: Project,
+    task_id: str,
+    payload: Any = None,
+    metadata: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+) -> Run:
+    if not task_id or len(task_id) > 200:
+        raise BadRequest("task_id is required (1–200 characters).", field="task_id")
+    with transaction.atomic():
+        run = Run.objects.create(
+            id=new_run_id(),
+            project=project,
+            task_id=task_id,
+            payload=payload,
+            metadata=metadata or {},
+            tags=tags or [],
+        )
+        transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+    return run
+
+
+def run_get(*, project: Project, run_id: str) -> Run:
+    run = Run.objects.filter(project=project, pk=run_id).first()
+    if run is None:
+        raise NotFound(f"Run {run_id!r} not found.", run=run_id)
+    return run
+
+
+def run_update(
+    *,
+    project: Project,
+    run_id: str,
+    status: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    output: Any = None,
+    error: Any = None,
+    set_output: bool = False,
+    set_error: bool = False,
+) -> Run:
+    """Change a run. Metadata is merged key by key (a ``None`` value removes a key)."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(project=project, pk=run_id).first()
+        if run is None:
+            raise NotFound(f"Run {run_id!r} not found.", run=run_id)
+        if status is not None and status != run.status:
+            if status not in RunStatus.values:
+                raise BadRequest(
+                    f"Unknown status {status!r}; use one of {', '.join(RunStatus.values)}.",
+                    field="status",
+                )
+            if status not in _TRANSITIONS.get(run.status, frozenset()):
+                raise Conflict(
+                    f"Run {run.id} is {run.status}; it cannot become {status}.",
+                    status=run.status,
+                )
+            run.status = status
+            if status == RunStatus.EXECUTING:
+                run.started_at = now
+            if status in FINAL_STATUSES:
+                run.finished_at = now
+                run.expires_at = now + dt.timedelta(days=retention_days(run.project))
+                streams_close_for_run(run_id=run.id)
+        elif run.is_final and (set_output or set_error):
+            raise Conflict(f"Run {run.id} is {run.status}; its result cannot change.")
+        if metadata:
+            merged = dict(run.metadata)
+            for key, value in metadata.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            run.metadata = merged
+        if set_output:
+            run.output = output
+        if set_error:
+            run.error = error
+        run.save()
+        transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+    return run
+
+
+def run_claim(*, project: Project, task_ids: list[str], worker: str) -> Run | None:
+    """Claim the oldest queued run of these tasks for one worker, or None. Safe with many
+    workers: the row is locked and skipped by the others (SKIP LOCKED on PostgreSQL, the
+    database-wide write lock on SQLite)."""
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(skip_locked=True)
+            .filter(project=project, status=RunStatus.QUEUED, task_id__in=task_ids)
+            .order_by("id")
+            .first()
+        )
+        if run is None:
+            return None
+        run.status = RunStatus.EXECUTING
+        run.started_at = timezone.now()
+        run.claimed_by = worker
+        run.save(update_fields=["status", "started_at", "claimed_by", "updated_at"])
+        transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+    return run

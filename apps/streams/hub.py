@@ -1,0 +1,291 @@
+"""The per-process live hub: one subscription per active stream, fanned out to every reader.
+
+Each server process (one event loop) has one hub. For a stream with live readers the hub joins
+the Channels group ``stream.<id>`` once, keeps the last few chunks in a ring, and wakes every
+local reader when the tail moves. Database reads happen here, once per appended batch per
+process (none for small batches: they arrive inside the notification), never once per reader.
+
+Readers behind the ring (a slow reader, or one that started far back) catch up from the
+database in pages with keyset reads. A safety re-check reads the tails of all active streams in
+one query every ``STREAMDASH_TAIL_CHECK_SECONDS``, so a lost notification (a dropped Redis
+connection, a full in-memory channel) delays readers by about that long and never loses a chunk.
+
+Threads: the hub's database calls run on its own small thread pool, not through
+``sync_to_async(thread_sensitive=True)``. Outside a request context that would put every hub
+query on Django's single shared sync thread, behind whatever else queues there; inside a
+request context a live reader would pin one thread per connection for its whole life.
+``tests/streams/test_hub.py`` checks that 200 live readers add no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from apps.streams import selectors
+from apps.streams.notify import stream_group
+from apps.streams.records import ChunkRecord, StreamTail
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _db_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="streamdash-hub-db")
+    return _executor
+
+
+def _with_fresh_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+async def db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a read on the hub's own database threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _db_executor(), lambda: _with_fresh_connection(fn, *args, **kwargs)
+    )
+
+
+class StreamGone(Exception):
+    """The stream was deleted (or expired) while being read."""
+
+
+class StreamState:
+    """What the hub knows of one stream's tail, shared by all local readers of it."""
+
+    def __init__(self, tail: StreamTail, ring_size: int) -> None:
+        self.stream_id = tail.stream_id
+        self.first_index = tail.first_index
+        self.next_index = tail.next_index
+        self.closed = tail.closed
+        self.deleted = False
+        self.ring: deque[ChunkRecord] = deque(maxlen=ring_size)
+        self.readers = 0
+        self._changed = asyncio.Event()
+        self.refresh_lock = asyncio.Lock()
+
+    @property
+    def ring_start(self) -> int:
+        return self.ring[0].index if self.ring else self.next_index
+
+    def wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    def extend(self, records: list[ChunkRecord]) -> None:
+        for record in records:
+            if record.index == self.next_index:
+                self.ring.append(record)
+                self.next_index += 1
+            elif record.index > self.next_index:
+                # A jump (the hub skipped a range too large for its ring): start the ring anew.
+                self.ring.clear()
+                self.ring.append(record)
+                self.next_index = record.index + 1
+
+    def from_ring(self, start: int, limit: int) -> list[ChunkRecord]:
+        if not self.ring or start < self.ring_start or start >= self.next_index:
+            return []
+        offset = start - self.ring_start
+        return [self.ring[i] for i in range(offset, min(len(self.ring), offset + limit))]
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.states: dict[int, StreamState] = {}
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._start_lock = asyncio.Lock()
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "stream.appended": self._on_appended,
+            "stream.changed": self._on_changed,
+            "stream.deleted": self._on_deleted,
+        }
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        # The loop keeps only weak references to tasks: hold them until they finish.
+        task = asyncio.create_task(coroutine)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _ensure_started(self) -> None:
+        async with self._start_lock:
+            if self.channel is not None:
+                return
+            self.channel = await self.layer.new_channel("hub.")
+            self._tasks = [
+                asyncio.create_task(self._receive_loop()),
+                asyncio.create_task(self._tail_check_loop()),
+            ]
+
+    async def _receive_loop(self) -> None:
+        assert self.channel is not None
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub receive failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            handler = self._handlers.get(message.get("type", ""))
+            if handler is not None:
+                handler(message)
+
+    async def _tail_check_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAMDASH_TAIL_CHECK_SECONDS)
+            if not self.states:
+                continue
+            try:
+                tails = await db(selectors.stream_tails, list(self.states))
+            except Exception:
+                logger.exception("hub tail check failed")
+                continue
+            for stream_id, state in list(self.states.items()):
+                tail = tails.get(stream_id)
+                if tail is None:
+                    self._mark_deleted(state)
+                elif tail.next_index > state.next_index or tail.closed != state.closed:
+                    self._spawn(self._refresh(state, tail))
+
+    # --- notifications --------------------------------------------------------------------
+    def _on_appended(self, message: dict[str, Any]) -> None:
+        state = self.states.get(message["stream"])
+        if state is None:
+            return
+        chunks = message.get("chunks")
+        if chunks is not None and message["start"] <= state.next_index:
+            state.extend([ChunkRecord(*c) for c in chunks if c[0] >= state.next_index])
+            state.closed = state.closed or message["closed"]
+            state.wake()
+        elif message["end"] > state.next_index or message["closed"] != state.closed:
+            self._spawn(self._refresh(state, None))
+
+    def _on_changed(self, message: dict[str, Any]) -> None:
+        state = self.states.get(message["stream"])
+        if state is not None and (
+            message["end"] > state.next_index or message["closed"] != state.closed
+        ):
+            self._spawn(self._refresh(state, None))
+
+    def _on_deleted(self, message: dict[str, Any]) -> None:
+        state = self.states.get(message["stream"])
+        if state is not None:
+            self._mark_deleted(state)
+
+    def _mark_deleted(self, state: StreamState) -> None:
+        state.deleted = True
+        state.wake()
+
+    async def _refresh(self, state: StreamState, tail: StreamTail | None) -> None:
+        """Bring the state up to the stored tail: one read for all local readers."""
+        async with state.refresh_lock:
+            try:
+                if tail is None:
+                    tail = (await db(selectors.stream_tails, [state.stream_id])).get(
+                        state.stream_id
+                    )
+                if tail is None:
+                    self._mark_deleted(state)
+                    return
+                if tail.next_index > state.next_index:
+                    start = max(state.next_index, tail.next_index - (state.ring.maxlen or 1))
+                    records = await db(
+                        selectors.chunks_from_index,
+                        stream_id=state.stream_id,
+                        start=start,
+                        end=tail.next_index,
+                        limit=state.ring.maxlen,
+                    )
+                    state.extend(records)
+                state.first_index = tail.first_index
+                # Closed only once every chunk before the close is known here.
+                state.closed = tail.closed and state.next_index >= tail.next_index
+            except Exception:
+                logger.exception("hub refresh of stream %s failed", state.stream_id)
+            finally:
+                state.wake()
+
+    # --- readers --------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def watch(self, stream_id: int) -> AsyncIterator[StreamState]:
+        """Hold the hub's subscription to a stream for the life of one reader."""
+        await self._ensure_started()
+        state = self.states.get(stream_id)
+        if state is None:
+            # Join the group before reading the tail: a commit in between is then either in
+            # the tail we read or in a notification we receive.
+            await self.layer.group_add(stream_group(stream_id), self.channel)
+            tail = (await db(selectors.stream_tails, [stream_id])).get(stream_id)
+            state = self.states.get(stream_id)
+            if state is None:
+                if tail is None:
+                    await self.layer.group_discard(stream_group(stream_id), self.channel)
+                    raise StreamGone(stream_id)
+                state = StreamState(tail, settings.STREAMDASH_HUB_RING_CHUNKS)
+                self.states[stream_id] = state
+        state.readers += 1
+        try:
+            yield state
+        finally:
+            state.readers -= 1
+            if state.readers == 0 and self.states.get(stream_id) is state:
+                del self.states[stream_id]
+                with contextlib.suppress(Exception):
+                    await self.layer.group_discard(stream_group(stream_id), self.channel)
+
+    async def read(self, state: StreamState, start: int, limit: int) -> list[ChunkRecord]:
+        """Up to ``limit`` chunks from ``start``: from the ring when it holds them, otherwise
+        from the database (a reader that fell behind, or one that started far back)."""
+        if start >= state.next_index:
+            return []
+        if start >= state.ring_start:
+            return state.from_ring(start, limit)
+        return await db(
+            selectors.chunks_from_index,
+            stream_id=state.stream_id,
+            start=start,
+            end=state.next_index,
+            limit=limit,
+        )
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = Hub()
+        _hubs[loop] = hub
+    return hub

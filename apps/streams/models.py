@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class StreamDefinition(models.Model):
+    """A stream id declared by code (e.g. ``ai``), with the JSON Schema of its chunk type."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="stream_definitions"
+    )
+    stream_id = models.CharField(max_length=200)
+    schema = models.JSONField(null=True, blank=True)
+    description = models.TextField(blank=True, default="")
+    validate = models.BooleanField(default=False, help_text="Reject chunks that fail the schema.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "stream_id"], name="streamdef_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.stream_id
+
+
+class Stream(models.Model):
+    """One stream: of a run (``run`` set, ``key`` the stream key) or standalone (``run`` null,
+    ``key`` the path name under /ds/v1/stream/)."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="streams"
+    )
+    run = models.ForeignKey(
+        "runs.Run", on_delete=models.CASCADE, related_name="streams", null=True, blank=True
+    )
+    key = models.CharField(max_length=500)
+    content_type = models.CharField(max_length=200, default="application/octet-stream")
+    next_index = models.BigIntegerField(default=0)
+    first_index = models.BigIntegerField(
+        default=0, help_text="Earliest index still stored; retention may raise it."
+    )
+    byte_size = models.BigIntegerField(default=0)
+    closed = models.BooleanField(default=False)
+    ttl_seconds = models.BigIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_stream_seq = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "key"],
+                condition=models.Q(run__isnull=False),
+                name="stream_run_key_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "key"],
+                condition=models.Q(run__isnull=True),
+                name="stream_standalone_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.key}" if self.run_id else self.key
+
+    @property
+    def is_json(self) -> bool:
+        return self.content_type.split(";")[0].strip().lower() == "application/json"
+
+
+class Chunk(models.Model):
+    """One chunk: the exact bytes written. (stream, index) is the key and the read path."""
+
+    pk = models.CompositePrimaryKey("stream", "index")
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="chunks")
+    index = models.BigIntegerField()
+    data = models.BinaryField()
+    producer = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}#{self.index}"
+
+
+class Producer(models.Model):
+    """Idempotent-producer state, saved in the same transaction as the chunks it appended."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="producers")
+    producer_id = models.CharField(max_length=200)
+    epoch = models.BigIntegerField()
+    last_seq = models.BigIntegerField()
+    last_result = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "producer_id"], name="producer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.producer_id}@{self.stream_id}"

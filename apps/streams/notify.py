@@ -1,0 +1,89 @@
+"""Telling readers about committed changes, through the Channels layer.
+
+Only the write path calls these, from ``transaction.on_commit``: a notification never names an
+index that could still roll back. Messages go to the group ``stream.<id>``; every server
+process's hub that has readers for that stream is a member. A lost message costs at most one
+tail-check period (the hub re-reads the tail), never a chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from apps.streams.records import ChunkRecord
+
+logger = logging.getLogger(__name__)
+
+# Batches up to this size travel inside the notification, so hubs need no database read.
+INLINE_BYTES = 64 * 1024
+
+
+def stream_group(stream_id: int) -> str:
+    return f"stream.{stream_id}"
+
+
+def run_group(run_id: str) -> str:
+    return f"run.{run_id}"
+
+
+RUNS_GROUP = "runs"
+
+
+def inline_chunks(
+    start: int, chunks: list[bytes], now: dt.datetime, producer: str
+) -> list[ChunkRecord] | None:
+    if sum(len(c) for c in chunks) > INLINE_BYTES:
+        return None
+    stamp = now.timestamp()
+    return [ChunkRecord(start + i, data, stamp, producer) for i, data in enumerate(chunks)]
+
+
+def _send(group: str, message: dict[str, object]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        # Called from the sync write path after commit. Inside a server, async_to_sync runs the
+        # send on the server's own event loop (where the hub listens); in a management command
+        # it uses a short-lived loop, which only a cross-process (Redis) layer can deliver from.
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        # The data is committed already; readers find it with the tail re-check.
+        logger.exception("notification to %s failed", group)
+
+
+def stream_appended(
+    *, stream_id: int, start: int, end: int, closed: bool, chunks: list[ChunkRecord] | None
+) -> None:
+    _send(
+        stream_group(stream_id),
+        {
+            "type": "stream.appended",
+            "stream": stream_id,
+            "start": start,
+            "end": end,
+            "closed": closed,
+            "chunks": [list(c) for c in chunks] if chunks is not None else None,
+        },
+    )
+
+
+def stream_changed(*, stream_id: int, next_index: int, closed: bool) -> None:
+    _send(
+        stream_group(stream_id),
+        {"type": "stream.changed", "stream": stream_id, "end": next_index, "closed": closed},
+    )
+
+
+def stream_deleted(*, stream_id: int) -> None:
+    _send(stream_group(stream_id), {"type": "stream.deleted", "stream": stream_id})
+
+
+def run_changed(*, run_id: str, status: str) -> None:
+    message = {"type": "run.changed", "run": run_id, "status": status}
+    _send(run_group(run_id), message)
+    _send(RUNS_GROUP, message)

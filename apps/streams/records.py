@@ -1,0 +1,19 @@
+"""Plain values that travel from the database to the hub and on to every reader."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class ChunkRecord(NamedTuple):
+    index: int
+    data: bytes
+    created_at: float  # seconds since the epoch
+    producer: str
+
+
+class StreamTail(NamedTuple):
+    stream_id: int
+    first_index: int
+    next_index: int
+    closed: bool

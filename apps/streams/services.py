@@ -1,0 +1,369 @@
+"""The write path: every append, create, close and delete of a stream goes through here.
+
+One transaction per request: lock the stream row, check the producer, take dense indices, insert
+the whole batch in one statement, bump the counters, save the producer, commit. Readers are told
+only after the commit (``transaction.on_commit``), so an acknowledgement always means durable
+and a reader never sees an index that could still roll back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.projects.models import Project
+from apps.runs.models import FINAL_STATUSES, Run
+from apps.streams import inserts, notify
+from apps.streams.errors import (
+    ContentTypeMismatch,
+    EmptyBody,
+    NotFound,
+    ProducerSeqGap,
+    RunFinished,
+    SeqConflict,
+    StaleProducerEpoch,
+    StreamClosed,
+    StreamExists,
+    StreamFull,
+    StreamNotFound,
+)
+from apps.streams.models import Producer, Stream
+from apps.streams.payloads import base_content_type
+
+__all__ = [
+    "AppendResult",
+    "ProducerClaim",
+    "StreamConfig",
+    "chunks_append",
+    "stream_create",
+    "stream_delete",
+]
+
+
+@dataclass(frozen=True)
+class ProducerClaim:
+    """The idempotent-producer headers of one request."""
+
+    producer_id: str
+    epoch: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    content_type: str = "application/octet-stream"
+    ttl_seconds: int | None = None
+    expires_at: dt.datetime | None = None
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream_id: int
+    start_index: int
+    next_index: int
+    closed: bool
+    duplicate: bool = False
+    producer: ProducerClaim | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _same_config(stream: Stream, config: StreamConfig) -> bool:
+    return (
+        base_content_type(stream.content_type) == base_content_type(config.content_type)
+        and stream.ttl_seconds == config.ttl_seconds
+        and (config.ttl_seconds is not None or stream.expires_at == config.expires_at)
+        and stream.closed == config.closed
+    )
+
+
+def _expiry(config: StreamConfig, now: dt.datetime) -> dt.datetime | None:
+    if config.ttl_seconds is not None:
+        return now + dt.timedelta(seconds=config.ttl_seconds)
+    return config.expires_at
+
+
+def _check_run_open(stream: Stream) -> None:
+    if (
+        stream.run_id is not None
+        and Run.objects.filter(pk=stream.run_id, status__in=list(FINAL_STATUSES)).exists()
+    ):
+        raise RunFinished(
+            f"Run {stream.run_id} has finished; its streams cannot change.", run=stream.run_id
+        )
+
+
+def stream_create(
+    *,
+    project: Project,
+    key: str,
+    config: StreamConfig,
+    run: Run | None = None,
+    chunks: list[bytes] | None = None,
+) -> tuple[Stream, bool]:
+    """Create a stream, idempotently: the same config again returns the existing stream
+    (``created`` False); a different config raises ``StreamExists`` (409)."""
+    if run is not None and run.is_final:
+        raise RunFinished(f"Run {run.id} has finished; it cannot get new streams.", run=run.id)
+    now = timezone.now()
+    lookup = (
+        {"run": run, "key": key}
+        if run is not None
+        else {"project": project, "run": None, "key": key}
+    )
+    try:
+        with transaction.atomic():
+            existing = Stream.objects.select_for_update().filter(**lookup).first()
+            if existing is not None and _is_expired(existing, now):
+                _delete_now(existing)
+                existing = None
+            if existing is not None:
+                if not _same_config(existing, config):
+                    raise StreamExists(
+                        f"Stream {key!r} already exists with a different configuration "
+                        f"(content type {existing.content_type}).",
+                        content_type=existing.content_type,
+                    )
+                return existing, False
+            stream = Stream.objects.create(
+                project=project,
+                run=run,
+                key=key,
+                content_type=config.content_type,
+                ttl_seconds=config.ttl_seconds,
+                expires_at=_expiry(config, now),
+                closed=config.closed,
+                closed_at=now if config.closed else None,
+            )
+            if chunks:
+                _insert(stream, chunks, producer="", now=now)
+                stream.save(update_fields=["next_index", "byte_size", "updated_at"])
+            transaction.on_commit(
+                lambda: notify.stream_changed(
+                    stream_id=stream.pk, next_index=stream.next_index, closed=stream.closed
+                )
+            )
+            if run is not None:
+                # Run subscribers pick up the new stream from the run's group.
+                transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+            return stream, True
+    except IntegrityError:
+        # Two creates raced; the loser sees the winner's row on retry.
+        return stream_create(project=project, key=key, config=config, run=run, chunks=chunks)
+
+
+def _is_expired(stream: Stream, now: dt.datetime) -> bool:
+    return stream.expires_at is not None and stream.expires_at <= now
+
+
+def _delete_now(stream: Stream) -> None:
+    stream_pk = stream.pk
+    stream.delete()
+    transaction.on_commit(lambda: notify.stream_deleted(stream_id=stream_pk))
+
+
+def stream_get(*, stream_id: int) -> Stream:
+    """The live stream row, or ``StreamNotFound`` when it is gone or expired."""
+    stream = Stream.objects.filter(pk=stream_id).first()
+    if stream is None or _is_expired(stream, timezone.now()):
+        raise StreamNotFound("Stream not found.")
+    return stream
+
+
+def _insert(stream: Stream, chunks: list[bytes], *, producer: str, now: dt.datetime) -> None:
+    size = sum(len(c) for c in chunks)
+    if stream.byte_size + size > settings.STREAMDASH_MAX_STREAM_BYTES:
+        raise StreamFull(
+            f"The stream holds {stream.byte_size} bytes; {size} more would pass its limit of "
+            f"{settings.STREAMDASH_MAX_STREAM_BYTES} bytes.",
+            limit=settings.STREAMDASH_MAX_STREAM_BYTES,
+            byte_size=stream.byte_size,
+        )
+    inserts.insert_chunks(
+        stream_id=stream.pk, start=stream.next_index, chunks=chunks, producer=producer, now=now
+    )
+    stream.next_index += len(chunks)
+    stream.byte_size += size
+
+
+def _check_producer(stream: Stream, claim: ProducerClaim) -> tuple[Producer | None, bool]:
+    """Returns (state, duplicate). Raises on a stale epoch or a sequence gap."""
+    state = Producer.objects.filter(stream=stream, producer_id=claim.producer_id).first()
+    if state is None:
+        if claim.seq != 0:
+            raise ProducerSeqGap(
+                f"Producer {claim.producer_id!r} is new to this stream: its first seq must be 0, "
+                f"got {claim.seq}.",
+                headers={"Producer-Expected-Seq": "0", "Producer-Received-Seq": str(claim.seq)},
+                expected_seq=0,
+                received_seq=claim.seq,
+            )
+        return None, False
+    if claim.epoch < state.epoch:
+        raise StaleProducerEpoch(
+            f"Producer epoch {claim.epoch} is stale; the current epoch is {state.epoch}.",
+            headers={"Producer-Epoch": str(state.epoch)},
+            current_epoch=state.epoch,
+        )
+    if claim.epoch > state.epoch:
+        if claim.seq != 0:
+            raise ProducerSeqGap(
+                f"A new epoch must start at seq 0, got {claim.seq}.",
+                headers={"Producer-Expected-Seq": "0", "Producer-Received-Seq": str(claim.seq)},
+                expected_seq=0,
+                received_seq=claim.seq,
+            )
+        return state, False
+    if claim.seq <= state.last_seq:
+        return state, True
+    if claim.seq != state.last_seq + 1:
+        expected = state.last_seq + 1
+        raise ProducerSeqGap(
+            f"Producer seq {claim.seq} skips ahead; the next expected seq is {expected}.",
+            headers={
+                "Producer-Expected-Seq": str(expected),
+                "Producer-Received-Seq": str(claim.seq),
+            },
+            expected_seq=expected,
+            received_seq=claim.seq,
+        )
+    return state, False
+
+
+def chunks_append(
+    *,
+    stream_id: int,
+    chunks: list[bytes],
+    content_type: str | None = None,
+    producer: ProducerClaim | None = None,
+    stream_seq: str | None = None,
+    close: bool = False,
+) -> AppendResult:
+    """Append a batch (possibly empty, when only closing) to a stream, durably."""
+    if not chunks and not close:
+        raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
+    now = timezone.now()
+    with transaction.atomic():
+        stream = Stream.objects.select_for_update().filter(pk=stream_id).first()
+        if stream is None or _is_expired(stream, now):
+            raise StreamNotFound("Stream not found.")
+        if producer is not None:
+            state, duplicate = _check_producer(stream, producer)
+            if duplicate:
+                assert state is not None
+                return _duplicate_result(stream, state, producer)
+        else:
+            state = None
+        if stream.closed:
+            if close and not chunks:
+                return AppendResult(stream.pk, stream.next_index, stream.next_index, True)
+            raise StreamClosed(
+                "The stream is closed; it accepts no more chunks.",
+                headers={"Stream-Closed": "true"},
+                next_index=stream.next_index,
+            )
+        if chunks:
+            # Closing stays allowed: reaching a final status closes the run's streams.
+            _check_run_open(stream)
+        if (
+            chunks
+            and content_type is not None
+            and base_content_type(content_type) != base_content_type(stream.content_type)
+        ):
+            raise ContentTypeMismatch(
+                f"The stream's content type is {stream.content_type}; this append sent "
+                f"{content_type}.",
+                expected=stream.content_type,
+                received=content_type,
+            )
+        if stream_seq is not None:
+            if stream.last_stream_seq and stream_seq <= stream.last_stream_seq:
+                raise SeqConflict(
+                    f"Stream-Seq {stream_seq!r} is not greater than the last one "
+                    f"({stream.last_stream_seq!r}).",
+                    last_seq=stream.last_stream_seq,
+                )
+            stream.last_stream_seq = stream_seq
+        start = stream.next_index
+        if chunks:
+            _insert(stream, chunks, producer=producer.producer_id if producer else "", now=now)
+        if close:
+            stream.closed = True
+            stream.closed_at = now
+        if stream.ttl_seconds is not None:
+            # Stream-TTL is an idle timeout: every append or close renews it.
+            stream.expires_at = now + dt.timedelta(seconds=stream.ttl_seconds)
+        stream.save(
+            update_fields=[
+                "next_index",
+                "byte_size",
+                "closed",
+                "closed_at",
+                "last_stream_seq",
+                "expires_at",
+                "updated_at",
+            ]
+        )
+        if producer is not None:
+            _save_producer(stream, state, producer, start, close)
+        end, closed, pk = stream.next_index, stream.closed, stream.pk
+        small = notify.inline_chunks(start, chunks, now, producer.producer_id if producer else "")
+        transaction.on_commit(
+            lambda: notify.stream_appended(
+                stream_id=pk, start=start, end=end, closed=closed, chunks=small
+            )
+        )
+    return AppendResult(pk, start, end, closed, producer=producer)
+
+
+def _save_producer(
+    stream: Stream, state: Producer | None, claim: ProducerClaim, start: int, close: bool
+) -> None:
+    result = {"start": start, "next": stream.next_index, "closed": close}
+    if state is None:
+        Producer.objects.create(
+            stream=stream,
+            producer_id=claim.producer_id,
+            epoch=claim.epoch,
+            last_seq=claim.seq,
+            last_result=result,
+        )
+    else:
+        state.epoch, state.last_seq, state.last_result = claim.epoch, claim.seq, result
+        state.save(update_fields=["epoch", "last_seq", "last_result", "updated_at"])
+
+
+def _duplicate_result(stream: Stream, state: Producer, claim: ProducerClaim) -> AppendResult:
+    original = state.last_result if claim.seq == state.last_seq else {}
+    return AppendResult(
+        stream.pk,
+        int(original.get("start", stream.next_index)),
+        int(original.get("next", stream.next_index)),
+        stream.closed,
+        duplicate=True,
+        producer=ProducerClaim(claim.producer_id, state.epoch, state.last_seq),
+    )
+
+
+def stream_close(*, stream_id: int) -> AppendResult:
+    return chunks_append(stream_id=stream_id, chunks=[], close=True)
+
+
+def stream_delete(*, stream_id: int) -> None:
+    with transaction.atomic():
+        stream = Stream.objects.select_for_update().filter(pk=stream_id).first()
+        if stream is None:
+            raise NotFound("Stream not found.")
+        _delete_now(stream)
+
+
+def streams_close_for_run(*, run_id: str) -> int:
+    """Close every open stream of a run (its final status was reached). Returns how many."""
+    ids = list(Stream.objects.filter(run_id=run_id, closed=False).values_list("pk", flat=True))
+    for pk in ids:
+        stream_close(stream_id=pk)
+    return len(ids)

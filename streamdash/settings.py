@@ -1,0 +1,212 @@
+"""streamdash settings: defaults, then the environment, then computed values.
+
+Every knob is an environment variable so that one file serves the embedded default
+(SQLite, in-memory channel layer, one process) and production (PostgreSQL, Redis, N processes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else int(value)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else float(value)
+
+
+# --- core -----------------------------------------------------------------------------------
+DEBUG = _env_bool("DEBUG", False)
+_DEV_SECRET = "django-insecure-streamdash-dev-only-never-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Set SECRET_KEY in the environment (or DEBUG=1 for development)."
+    )
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "").split(
+        ","
+    )
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "apps.projects",
+    "apps.runs",
+    "apps.streams",
+    "apps.api",
+    "apps.dashboard",
+    "apps.retention",
+]
+
+MIDDLEWARE = [
+    "apps.api.middleware.StreamCorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "streamdash.urls"
+ASGI_APPLICATION = "streamdash.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + busy timeout + IMMEDIATE transactions: concurrent writers queue on the lock
+    # instead of failing with "database is locked" at the upgrade from a read lock.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+    }
+else:
+    # psycopg 3's pool: connections are reused across requests and threads without
+    # the per-request connect cost. Durable commits: synchronous_commit stays on.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 2,
+        "max_size": _env_int("STREAMDASH_DB_POOL_MAX", 20),
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- channel layer --------------------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # A large capacity: the hub drains its channel quickly, but a burst must not be dropped
+    # (a drop would cost readers one tail-check period, not data).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 100_000},
+        }
+    }
+
+# --- static ---------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- auth -----------------------------------------------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- security -------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = False
+if _env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Stream bodies are read by the API itself with its own limit (STREAMDASH_MAX_REQUEST_BYTES).
+DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("STREAMDASH_MAX_REQUEST_BYTES", 8 * 1024 * 1024)
+
+# --- streamdash -----------------------------------------------------------------------------
+MIB = 1024 * 1024
+STREAMDASH_PUBLIC_DS = _env_bool("STREAMDASH_PUBLIC_DS", False)
+STREAMDASH_MAX_STREAM_BYTES = _env_int("STREAMDASH_MAX_STREAM_BYTES", 300 * MIB)
+STREAMDASH_MAX_REQUEST_BYTES = _env_int("STREAMDASH_MAX_REQUEST_BYTES", 8 * MIB)
+STREAMDASH_MAX_CHUNK_BYTES = _env_int("STREAMDASH_MAX_CHUNK_BYTES", 1 * MIB)
+STREAMDASH_MAX_JSON_DEPTH = _env_int("STREAMDASH_MAX_JSON_DEPTH", 64)
+STREAMDASH_READ_PAGE_CHUNKS = _env_int("STREAMDASH_READ_PAGE_CHUNKS", 1000)
+STREAMDASH_READ_PAGE_BYTES = _env_int("STREAMDASH_READ_PAGE_BYTES", 4 * MIB)
+STREAMDASH_LONG_POLL_TIMEOUT = _env_float("STREAMDASH_LONG_POLL_TIMEOUT", 20.0)
+STREAMDASH_SSE_MAX_SECONDS = _env_float("STREAMDASH_SSE_MAX_SECONDS", 60.0)
+STREAMDASH_HEARTBEAT_SECONDS = _env_float("STREAMDASH_HEARTBEAT_SECONDS", 15.0)
+STREAMDASH_TAIL_CHECK_SECONDS = _env_float("STREAMDASH_TAIL_CHECK_SECONDS", 1.0)
+STREAMDASH_HUB_RING_CHUNKS = _env_int("STREAMDASH_HUB_RING_CHUNKS", 1024)
+STREAMDASH_READER_QUEUE_MAX = _env_int("STREAMDASH_READER_QUEUE_MAX", 10000)
+STREAMDASH_RETENTION_DAYS = _env_int("STREAMDASH_RETENTION_DAYS", 28)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
