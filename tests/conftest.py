@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from django.test import Client
 
 from apps.projects.models import Project
 from tests.factories import make_project
+from tests.server import Server, server_database
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "false")
 
@@ -30,3 +32,25 @@ def api_key(project_and_key: tuple[Project, str]) -> str:
 def api(api_key: str) -> Client:
     """A Django test client that sends the project's API key."""
     return Client(headers={"Authorization": f"Bearer {api_key}"})
+
+
+@pytest.fixture(scope="session")
+def server_db() -> Iterator[str]:
+    with server_database() as url:
+        Server(url).manage("migrate", "--noinput", "-v0")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server(server_db: str) -> Iterator[Server]:
+    """A real daphne on loopback (public /ds/ on), shared by the session's e2e tests."""
+    live = Server(server_db, {"STREAMDASH_PUBLIC_DS": "1"}).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="session")
+def server_key(server: Server) -> str:
+    return server.create_project()

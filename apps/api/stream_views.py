@@ -72,7 +72,9 @@ def append(request: HttpRequest, target: Target) -> HttpResponse:
     except StreamClosed as exc:
         exc.headers[protocol.NEXT_OFFSET] = protocol.offset_for(exc.facts["next_index"])
         raise
-    status = 200 if claim is not None and not result.duplicate else 204
+    # The protocol answers 200 only when a producer's request appended data.
+    appended = result.next_index > result.start_index
+    status = 200 if claim is not None and not result.duplicate and appended else 204
     response = HttpResponse(status=status)
     del response["Content-Type"]
     protocol.set_position_headers(

@@ -19,6 +19,7 @@ from apps.projects.models import Project
 from apps.runs.models import FINAL_STATUSES, Run
 from apps.streams import inserts, notify
 from apps.streams.errors import (
+    BadRequest,
     ContentTypeMismatch,
     EmptyBody,
     NotFound,
@@ -211,9 +212,8 @@ def _check_producer(stream: Stream, claim: ProducerClaim) -> tuple[Producer | No
         )
     if claim.epoch > state.epoch:
         if claim.seq != 0:
-            raise ProducerSeqGap(
-                f"A new epoch must start at seq 0, got {claim.seq}.",
-                headers={"Producer-Expected-Seq": "0", "Producer-Received-Seq": str(claim.seq)},
+            raise BadRequest(
+                f"A new producer epoch must start at Producer-Seq 0, got {claim.seq}.",
                 expected_seq=0,
                 received_seq=claim.seq,
             )
@@ -252,7 +252,12 @@ def chunks_append(
         if stream is None or _is_expired(stream, now):
             raise StreamNotFound("Stream not found.")
         if producer is not None:
-            state, duplicate = _check_producer(stream, producer)
+            try:
+                state, duplicate = _check_producer(stream, producer)
+            except ProducerSeqGap:
+                if stream.closed:
+                    raise _closed(stream) from None
+                raise
             if duplicate:
                 assert state is not None
                 return _duplicate_result(stream, state, producer)
@@ -261,11 +266,7 @@ def chunks_append(
         if stream.closed:
             if close and not chunks:
                 return AppendResult(stream.pk, stream.next_index, stream.next_index, True)
-            raise StreamClosed(
-                "The stream is closed; it accepts no more chunks.",
-                headers={"Stream-Closed": "true"},
-                next_index=stream.next_index,
-            )
+            raise _closed(stream)
         if chunks:
             # Closing stays allowed: reaching a final status closes the run's streams.
             _check_run_open(stream)
@@ -346,6 +347,14 @@ def _duplicate_result(stream: Stream, state: Producer, claim: ProducerClaim) -> 
         stream.closed,
         duplicate=True,
         producer=ProducerClaim(claim.producer_id, state.epoch, state.last_seq),
+    )
+
+
+def _closed(stream: Stream) -> StreamClosed:
+    return StreamClosed(
+        "The stream is closed; it accepts no more chunks.",
+        headers={"Stream-Closed": "true"},
+        next_index=stream.next_index,
     )
 
 
