@@ -1,4 +1,14 @@
-"""ASGI entry point: HTTP (Django, including SSE and long-poll) and WebSocket (Channels)."""
+"""ASGI entry point: HTTP (Django, including SSE and long-poll) and WebSocket (Channels).
+
+- HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
+  Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
+  real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
+- WebSocket: token-authenticated reader routes first (no cookies, so no Origin check needed),
+  then the dashboard's cookie-authenticated routes behind ``AllowedHostsOriginValidator``.
+- Serve with Daphne's WebSocket size limits set explicitly, e.g.
+  ``daphne --websocket-max-message-size 65536 --websocket-max-frame-size 65536 \\
+  streamdash.asgi:application`` (readers send nothing; the dashboard sends small messages).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +21,24 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
+from apps.api.bodylimit import RequestBodyLimit  # noqa: E402
+from apps.api.logredact import redact_daphne_access_log  # noqa: E402
+from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
+from apps.retention.scheduler import PurgeScheduler  # noqa: E402
+
+redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "http": PurgeScheduler(RequestBodyLimit(django_asgi_app)),
+        "websocket": URLRouter(
+            [
+                *token_websocket_urlpatterns,
+                re_path(r"^", AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns))),
+            ]
+        ),
     }
 )

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.api.middleware.StreamCorsMiddleware",
+    "apps.api.middleware.SiteSecurityHeadersMiddleware",
+    "apps.api.ratelimit.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,6 +85,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# The API and stream URLs run behind async-native middleware only (see streamdash/handlers.py).
+STREAMDASH_API_MIDDLEWARE = ["apps.api.middleware.StreamCorsMiddleware"]
 
 ROOT_URLCONF = "streamdash.urls"
 ASGI_APPLICATION = "streamdash.asgi.application"
@@ -182,6 +187,17 @@ CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = False
+SECURE_REFERRER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# Site pages (dashboard, admin). Scripts only from this origin; inline styles are allowed
+# because htmx and the admin set a few. API and stream responses get a stricter sandbox CSP.
+STREAMDASH_CSP = os.environ.get(
+    "STREAMDASH_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 if _env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Stream bodies are read by the API itself with its own limit (STREAMDASH_MAX_REQUEST_BYTES).
@@ -203,10 +219,25 @@ STREAMDASH_TAIL_CHECK_SECONDS = _env_float("STREAMDASH_TAIL_CHECK_SECONDS", 1.0)
 STREAMDASH_HUB_RING_CHUNKS = _env_int("STREAMDASH_HUB_RING_CHUNKS", 1024)
 STREAMDASH_READER_QUEUE_MAX = _env_int("STREAMDASH_READER_QUEUE_MAX", 10000)
 STREAMDASH_RETENTION_DAYS = _env_int("STREAMDASH_RETENTION_DAYS", 28)
+# Writes per second per credential (token bucket, per process); 0 turns the limit off.
+STREAMDASH_RATE_LIMIT_PER_SECOND = _env_float("STREAMDASH_RATE_LIMIT_PER_SECOND", 100.0)
+STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 500)
+# In-server purge: every N seconds in each server process (one at a time across processes
+# on PostgreSQL, by advisory lock); 0 turns it off (then run `manage.py purge_expired` from cron).
+STREAMDASH_PURGE_INTERVAL_SECONDS = _env_float("STREAMDASH_PURGE_INTERVAL_SECONDS", 600.0)
+STREAMDASH_PURGE_BATCH_CHUNKS = _env_int("STREAMDASH_PURGE_BATCH_CHUNKS", 5000)
+# Purged runs stay as "expired" tombstones this long (reads get 410, not 404), then go.
+STREAMDASH_PURGE_TOMBSTONE_DAYS = _env_int("STREAMDASH_PURGE_TOMBSTONE_DAYS", 7)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every handler carries the redaction filter: no token, key or Authorization in any log.
+    "filters": {"redact_secrets": {"()": "apps.api.logredact.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    # Replace Django's default handlers for its loggers, which would bypass the filter.
+    "loggers": {"django": {"handlers": ["console"], "propagate": False}},
 }

@@ -77,7 +77,9 @@ async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> Http
             return await sync_to_async(_run_sync)(
                 lambda req, target: stream_views.read(req, target, read_request), request, resolve
             )
-        target, stream, start = await sync_to_async(_prepare_live)(resolve, read_request)
+        # On the hub's threads, not sync_to_async: a thread-sensitive call here would give this
+        # request a thread that lives as long as the live response.
+        target, stream, start = await hub.db(_prepare_live, resolve, read_request)
         if read_request.ndjson:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)

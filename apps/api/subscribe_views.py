@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
@@ -60,9 +59,10 @@ def _load(project_id: int, run_id: str) -> tuple[Run, list[Stream]]:
 @require_GET
 @async_api_errors
 async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
-    principal = await sync_to_async(authenticate)(request)
+    # hub.db, not sync_to_async: see live_views._dispatch (no thread per live connection).
+    principal = await hub.db(authenticate, request)
     principal.require("read", run_id=run_id)
-    await sync_to_async(services.run_get)(project=principal.project, run_id=run_id)
+    await hub.db(services.run_get, project=principal.project, run_id=run_id)
     positions = parse_positions(
         request.headers.get("Last-Event-ID") or request.GET.get("positions")
     )

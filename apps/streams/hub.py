@@ -14,7 +14,8 @@ Threads: the hub's database calls run on its own small thread pool, not through
 ``sync_to_async(thread_sensitive=True)``. Outside a request context that would put every hub
 query on Django's single shared sync thread, behind whatever else queues there; inside a
 request context a live reader would pin one thread per connection for its whole life.
-``tests/streams/test_hub.py`` checks that 200 live readers add no threads.
+``tests/e2e/test_hub.py`` checks that 200 live readers add no threads (see also
+streamdash/handlers.py for the request side).
 """
 
 from __future__ import annotations

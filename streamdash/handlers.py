@@ -1,0 +1,68 @@
+"""A Django ASGI handler for the API and stream URLs with an async-native middleware chain.
+
+Why: every ``MiddlewareMixin`` middleware (all of Django's own: security, sessions, CSRF, auth,
+messages…) runs its hooks through ``sync_to_async(thread_sensitive=True)``, and inside an ASGI
+request that gives each request a thread of its own which lives until the response ends. For a
+live SSE or long-poll read that is one thread per open connection for its whole life: measured
+with 200 SSE readers, daphne went from 2 to 206 threads (tests/e2e/test_hub.py). The API needs
+none of those middlewares (it authenticates with bearer credentials, never cookies), so its URLs
+get a chain of async-native middleware only.
+
+That is not enough on its own: Django's handler wraps every request in a
+``ThreadSensitiveContext``, and the ``request_started`` signal's sync receiver
+(``close_old_connections``) already creates the context's thread. So live reads (``?live=``
+and run subscriptions) are served outside such a context. Their few remaining sync calls (that
+signal, ``response.close``) are short and share Django's one outside-context thread, and their
+database reads run on the hub's pool (``apps.streams.hub.db``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+
+API_PREFIXES = ("/ds/", "/api/")
+
+
+def is_live_read(scope: Any) -> bool:
+    if scope["method"] != "GET":
+        return False
+    if scope["path"].endswith("/subscribe"):
+        return True
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return "live" in query or "format" in query
+
+
+class ApiASGIHandler(ASGIHandler):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and is_live_read(scope):
+            await self.handle(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django builds the chain from settings.MIDDLEWARE; swap in the API's list for the
+        # moment of building (once, at start-up), then put the site's list back.
+        site_middleware = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.STREAMDASH_API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = site_middleware
+
+
+class PathDispatcher:
+    """Sends HTTP requests for the API prefixes to ``api``, everything else to ``site``."""
+
+    def __init__(self, api: Any, site: Any) -> None:
+        self.api = api
+        self.site = site
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
+            await self.api(scope, receive, send)
+        else:
+            await self.site(scope, receive, send)

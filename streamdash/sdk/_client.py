@@ -1,0 +1,239 @@
+"""``Client`` and ``AsyncClient``: mirrored twins over the I/O-free core.
+
+Each sends ``Request`` values with retries (``Attempts`` decides; the twin only sleeps) and
+follows resumable live reads (``follow``), reconnecting from the plan's position after any drop.
+Transports are injectable (``transport=``) for tests and proxies; nothing is built at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from streamdash.sdk._config import Settings, current_settings
+from streamdash.sdk._core import Request, _Plan, error_from
+from streamdash.sdk._retry import Attempts, RetryPolicy
+from streamdash.sdk._sse import SSEDecoder
+
+__all__ = ["AsyncClient", "Client"]
+
+T = TypeVar("T")
+_USER_AGENT = "streamdash-python/0.1"
+
+
+class _BaseClient:
+    """What both twins share: settings, headers, timeouts."""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        base = current_settings()
+        self.settings = Settings(
+            url=(url or base.url).rstrip("/"),
+            api_key=api_key if api_key is not None else base.api_key,
+            timeout=timeout if timeout is not None else base.timeout,
+            live_read_timeout=base.live_read_timeout,
+            retry=retry or base.retry,
+        )
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": _USER_AGENT}
+        if self.settings.api_key:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        return headers
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.settings.timeout, connect=min(10.0, self.settings.timeout))
+
+    def _live_timeout(self) -> httpx.Timeout:
+        # Heartbeats arrive every ~15 s: longer silence means a dead line, so reconnect.
+        return httpx.Timeout(self.settings.timeout, read=self.settings.live_read_timeout)
+
+
+class Client(_BaseClient):
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(url=url, api_key=api_key, timeout=timeout, retry=retry)
+        self._http = httpx.Client(
+            base_url=self.url, headers=self._headers(), timeout=self._timeout(), transport=transport
+        )
+
+    def request(self, request: Request, *, retry: RetryPolicy | None = None) -> httpx.Response:
+        """Send with retries; a 4xx/5xx answer raises its ``APIError``."""
+        attempts = Attempts(retry or self.settings.retry)
+        while True:
+            try:
+                response = self._http.request(
+                    request.method,
+                    request.path,
+                    params=request.params,
+                    headers=request.headers,
+                    content=request.content,
+                )
+                if response.status_code >= 400:
+                    raise error_from(response.status_code, response.headers, response.content)
+                return response
+            except Exception as exc:
+                time.sleep(attempts.after_failure(exc))
+
+    def json(self, request: Request) -> Any:
+        response = self.request(request)
+        return response.json() if response.content else None
+
+    def follow(self, plan: _Plan[T]) -> Iterator[T]:
+        """Every item of a live read, resuming after drops until the plan is done."""
+        attempts = Attempts(self.settings.retry)
+        while not plan.done:
+            request = plan.request()
+            if request is None:
+                return
+            try:
+                with self._http.stream(
+                    request.method,
+                    request.path,
+                    params=request.params,
+                    headers=request.headers,
+                    timeout=self._live_timeout(),
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise error_from(response.status_code, response.headers, response.content)
+                    decoder = SSEDecoder()
+                    for line in response.iter_lines():
+                        event = decoder.feed(line)
+                        if event is None:
+                            continue
+                        items = plan.on_event(event)
+                        if items:
+                            attempts.reset()
+                            yield from items
+                        if plan.done:
+                            return
+                plan.on_end()
+                attempts.reset()
+            except Exception as exc:
+                time.sleep(attempts.after_failure(exc))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_BaseClient):
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(url=url, api_key=api_key, timeout=timeout, retry=retry)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=self._headers(), timeout=self._timeout(), transport=transport
+        )
+
+    async def request(
+        self, request: Request, *, retry: RetryPolicy | None = None
+    ) -> httpx.Response:
+        """Send with retries; a 4xx/5xx answer raises its ``APIError``."""
+        attempts = Attempts(retry or self.settings.retry)
+        while True:
+            try:
+                response = await self._http.request(
+                    request.method,
+                    request.path,
+                    params=request.params,
+                    headers=request.headers,
+                    content=request.content,
+                )
+                if response.status_code >= 400:
+                    raise error_from(response.status_code, response.headers, response.content)
+                return response
+            except Exception as exc:
+                await asyncio.sleep(attempts.after_failure(exc))
+
+    async def json(self, request: Request) -> Any:
+        response = await self.request(request)
+        return response.json() if response.content else None
+
+    async def follow(self, plan: _Plan[T]) -> AsyncIterator[T]:
+        """Every item of a live read, resuming after drops until the plan is done."""
+        attempts = Attempts(self.settings.retry)
+        while not plan.done:
+            request = plan.request()
+            if request is None:
+                return
+            try:
+                async with self._http.stream(
+                    request.method,
+                    request.path,
+                    params=request.params,
+                    headers=request.headers,
+                    timeout=self._live_timeout(),
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise error_from(response.status_code, response.headers, response.content)
+                    decoder = SSEDecoder()
+                    async for line in response.aiter_lines():
+                        event = decoder.feed(line)
+                        if event is None:
+                            continue
+                        items = plan.on_event(event)
+                        if items:
+                            attempts.reset()
+                            for item in items:
+                                yield item
+                        if plan.done:
+                            return
+                plan.on_end()
+                attempts.reset()
+            except Exception as exc:
+                await asyncio.sleep(attempts.after_failure(exc))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
