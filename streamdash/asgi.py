@@ -1,5 +1,7 @@
 """ASGI entry point: HTTP (Django, including SSE and long-poll) and WebSocket (Channels).
 
+- HTTP for /api/ and /ds/ is served by ``ApiASGIHandler`` (async-native middleware, no thread per
+  live read: streamdash/handlers.py); the site (dashboard, admin) by Django's own handler.
 - HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
   real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
@@ -28,12 +30,15 @@ from apps.api.logredact import redact_daphne_access_log  # noqa: E402
 from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from apps.retention.scheduler import PurgeScheduler  # noqa: E402
+from streamdash.handlers import ApiASGIHandler, PathDispatcher  # noqa: E402
 
 redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {
-        "http": PurgeScheduler(RequestBodyLimit(django_asgi_app)),
+        "http": PurgeScheduler(
+            RequestBodyLimit(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+        ),
         "websocket": URLRouter(
             [
                 *token_websocket_urlpatterns,
