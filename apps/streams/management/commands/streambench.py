@@ -1,0 +1,47 @@
+"""``python manage.py streambench <scenario>``: the project's benchmarks (not tests).
+
+Scenarios are a table (name → runner) so later issues add theirs without a chain of ifs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+def _append(command: BaseCommand, options: dict[str, Any]) -> None:
+    from apps.streams.bench import append
+
+    append.run(
+        append.Options(
+            batches=options["batches"],
+            batch_size=options["batch_size"],
+            chunk_bytes=options["chunk_bytes"],
+            writers=options["writers"],
+        ),
+        command.stdout.write,
+    )
+
+
+SCENARIOS: dict[str, Callable[[BaseCommand, dict[str, Any]], None]] = {
+    "append": _append,
+}
+
+
+class Command(BaseCommand):
+    help = "Run a benchmark scenario: " + ", ".join(sorted(SCENARIOS))
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("scenario", choices=sorted(SCENARIOS))
+        parser.add_argument("--batches", type=int, default=200, help="batches per writer")
+        parser.add_argument("--batch-size", type=int, default=100, help="chunks per batch")
+        parser.add_argument("--chunk-bytes", type=int, default=64, help="bytes per chunk")
+        parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            SCENARIOS[options["scenario"]](self, options)
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from exc
