@@ -1,0 +1,77 @@
+"""The hub in-process: one database read per batch per process (none for small batches), and
+a lost notification costs a tail-check period, never a chunk."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.streams import notify, selectors
+from apps.streams.live import follow
+from apps.streams.services import chunks_append
+from tests.factories import make_project, make_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _collect(stream_id: int, start: int, want: int) -> list[int]:
+    seen: list[int] = []
+    async for batch in follow(stream_id, start, idle_timeout=10):
+        if batch is not None:
+            seen.extend(c.index for c in batch.chunks)
+            if len(seen) >= want:
+                break
+    return seen
+
+
+async def _stream_with(chunks: list[bytes]) -> int:
+    project, _ = await sync_to_async(make_project)()
+    stream = await sync_to_async(make_stream)(project, chunks=chunks or None)
+    return stream.pk
+
+
+async def _append(stream_id: int, chunks: list[bytes]) -> None:
+    await sync_to_async(chunks_append)(stream_id=stream_id, chunks=chunks)
+
+
+@pytest.mark.parametrize(("size", "reads"), [(10, 0), (70_000, 1)])
+async def test_readers_share_one_read_per_batch(monkeypatch, size, reads):
+    stream_id = await _stream_with([])
+    calls = []
+    original = selectors.chunks_from_index
+
+    def counting(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(selectors, "chunks_from_index", counting)
+    readers = [asyncio.create_task(_collect(stream_id, 0, 2)) for _ in range(20)]
+    await asyncio.sleep(0.3)
+    payload = b'"' + b"x" * size + b'"'
+    await _append(stream_id, [payload, payload])
+    results = await asyncio.wait_for(asyncio.gather(*readers), 10)
+    assert results == [[0, 1]] * 20
+    # Small batches travel inside the notification; a large one is read once for all readers.
+    assert len(calls) == reads
+
+
+async def test_lost_notification_is_recovered_by_the_tail_check(monkeypatch, settings):
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 0.3
+    stream_id = await _stream_with([b"0"])
+    reader = asyncio.create_task(_collect(stream_id, 0, 3))
+    await asyncio.sleep(0.3)
+    monkeypatch.setattr(notify, "_send", lambda group, message: None)  # every message lost
+    await _append(stream_id, [b"1", b"2"])
+    assert await asyncio.wait_for(reader, 5) == [0, 1, 2]
+
+
+async def test_reader_far_behind_the_ring_catches_up_in_order(settings):
+    settings.STREAMDASH_HUB_RING_CHUNKS = 8
+    settings.STREAMDASH_READ_PAGE_CHUNKS = 5
+    stream_id = await _stream_with([str(i).encode() for i in range(30)])
+    early = asyncio.create_task(_collect(stream_id, 3, 37))
+    await asyncio.sleep(0.2)
+    await _append(stream_id, [str(i).encode() for i in range(30, 40)])
+    assert await asyncio.wait_for(early, 10) == list(range(3, 40))
