@@ -10,16 +10,17 @@ get a chain of async-native middleware only.
 
 That is not enough on its own: Django's handler wraps every request in a
 ``ThreadSensitiveContext``, and the ``request_started`` signal's sync receiver
-(``close_old_connections``) already creates the context's thread. So live reads (``?live=``
-and run subscriptions) are served outside such a context. Their few remaining sync calls (that
-signal, ``response.close``) are short and share Django's one outside-context thread, and their
-database reads run on the hub's pool (``apps.streams.hub.db``).
+(``close_old_connections``) already creates the context's thread, one new thread per request.
+So the stream URLs (``/ds/…``, ``/api/v1/runs/<run>/streams/<key>``, ``…/subscribe``) are served
+outside such a context: their views do their database work on the bounded pools of
+``apps.streams.threads``, and the few remaining sync calls (that signal, ``response.close``)
+are short and share Django's one outside-context thread.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
@@ -27,21 +28,26 @@ from django.core.handlers.asgi import ASGIHandler
 API_PREFIXES = ("/ds/", "/api/")
 
 
-def is_live_read(scope: Any) -> bool:
-    if scope["method"] != "GET":
-        return False
-    if scope["path"].endswith("/subscribe"):
-        return True
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return "live" in query or "format" in query
+_STREAM_URL = re.compile(r"^/(ds/.*|api/v1/runs/[^/]+/(streams/[^/]+|subscribe))$")
+
+
+def is_stream_url(scope: Any) -> bool:
+    return _STREAM_URL.match(scope["path"]) is not None
 
 
 class ApiASGIHandler(ASGIHandler):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and is_live_read(scope):
+        if scope["type"] == "http" and is_stream_url(scope):
             await self.handle(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    def create_request(self, scope: Any, body_file: Any) -> Any:
+        request, error_response = super().create_request(scope, body_file)
+        if request is not None:
+            # Tells the stream views they may use the shared pools (apps.streams.threads).
+            request.streamdash_pooled = True
+        return request, error_response
 
     def load_middleware(self, is_async: bool = False) -> None:
         # Django builds the chain from settings.MIDDLEWARE; swap in the API's list for the

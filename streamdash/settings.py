@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django_htmx",
     "template_partials",
     "channels",
@@ -84,10 +85,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "apps.dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 # The API and stream URLs run behind async-native middleware only (see streamdash/handlers.py).
-STREAMDASH_API_MIDDLEWARE = ["apps.api.middleware.StreamCorsMiddleware"]
+# The rate limit sits in both lists: here for the server, above for the test client's chain.
+STREAMDASH_API_MIDDLEWARE = [
+    "apps.api.middleware.StreamCorsMiddleware",
+    "apps.api.ratelimit.RateLimitMiddleware",
+]
 
 ROOT_URLCONF = "streamdash.urls"
 ASGI_APPLICATION = "streamdash.asgi.application"
@@ -186,7 +192,10 @@ SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = False
+# Preload is a commitment for the whole domain (hard to undo), so it is the operator's call:
+# SECURE_HSTS_PRELOAD=1. Its deploy warning (W021) is silenced for that reason, not forgotten.
+SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_REFERRER_POLICY = "same-origin"
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -218,10 +227,16 @@ STREAMDASH_HEARTBEAT_SECONDS = _env_float("STREAMDASH_HEARTBEAT_SECONDS", 15.0)
 STREAMDASH_TAIL_CHECK_SECONDS = _env_float("STREAMDASH_TAIL_CHECK_SECONDS", 1.0)
 STREAMDASH_HUB_RING_CHUNKS = _env_int("STREAMDASH_HUB_RING_CHUNKS", 1024)
 STREAMDASH_READER_QUEUE_MAX = _env_int("STREAMDASH_READER_QUEUE_MAX", 10000)
+# Bounded pools for database work from async code (apps/streams/threads.py); keep their sum
+# below STREAMDASH_DB_POOL_MAX.
+STREAMDASH_DB_THREADS = {
+    "read": _env_int("STREAMDASH_READ_THREADS", 4),
+    "write": _env_int("STREAMDASH_WRITE_THREADS", 8),
+}
 STREAMDASH_RETENTION_DAYS = _env_int("STREAMDASH_RETENTION_DAYS", 28)
 # Writes per second per credential (token bucket, per process); 0 turns the limit off.
-STREAMDASH_RATE_LIMIT_PER_SECOND = _env_float("STREAMDASH_RATE_LIMIT_PER_SECOND", 100.0)
-STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 500)
+STREAMDASH_RATE_LIMIT_PER_SECOND = _env_float("STREAMDASH_RATE_LIMIT_PER_SECOND", 200.0)
+STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 1000)
 # In-server purge: every N seconds in each server process (one at a time across processes
 # on PostgreSQL, by advisory lock); 0 turns it off (then run `manage.py purge_expired` from cron).
 STREAMDASH_PURGE_INTERVAL_SECONDS = _env_float("STREAMDASH_PURGE_INTERVAL_SECONDS", 600.0)

@@ -1,7 +1,7 @@
 """The stream URL's entry point (every method) and its live reads: SSE, long-poll, NDJSON.
 
-The view is async so that live reads hold no thread: authentication and the one lookup cross to
-the ORM once with ``sync_to_async``; after that, chunks come from the per-process hub.
+The view is async so that live reads hold no thread: every operation crosses to the ORM once,
+on a bounded pool (``apps.streams.threads``); after that, live chunks come from the hub.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -19,12 +20,14 @@ from apps.api import protocol, sse, stream_views
 from apps.api.chunk_json import chunk_object
 from apps.api.errors import error_response
 from apps.api.targets import Target, run_target, standalone_target, touch
-from apps.streams import hub, selectors
+from apps.streams import hub, selectors, threads
 from apps.streams.errors import BadRequest, DomainError
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from apps.streams.offsets import offset_for
 from apps.streams.payloads import base_content_type, is_json_type, json_array
+
+T = TypeVar("T")
 
 _SYNC_HANDLERS: dict[str, Callable[[HttpRequest, Target], HttpResponse]] = {
     "PUT": stream_views.create,
@@ -69,13 +72,17 @@ async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> Http
     try:
         handler = _SYNC_HANDLERS.get(method)
         if handler is not None:
-            return await sync_to_async(_run_sync)(handler, request, resolve)
+            return await _offload(request, _run_sync, handler, request, resolve)
         if method != "GET":
             raise BadRequest(f"Method {method} is not supported on a stream URL.")
         read_request = protocol.read_request(request)
         if read_request.live is None and not read_request.ndjson:
-            return await sync_to_async(_run_sync)(
-                lambda req, target: stream_views.read(req, target, read_request), request, resolve
+            return await _offload(
+                request,
+                _run_sync,
+                lambda req, target: stream_views.read(req, target, read_request),
+                request,
+                resolve,
             )
         # On the hub's threads, not sync_to_async: a thread-sensitive call here would give this
         # request a thread that lives as long as the live response.
@@ -88,6 +95,15 @@ async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> Http
         return await _long_poll(stream, start, read_request, limit)
     except DomainError as exc:
         return error_response(exc)
+
+
+async def _offload(request: HttpRequest, fn: Callable[..., T], *args: Any) -> T:
+    """Run sync work for this request: on the shared write pool when the request came through
+    the API handler (streamdash/handlers.py), else the Django way (the test client, whose
+    test-wrapping transaction lives on the calling thread's connection)."""
+    if getattr(request, "streamdash_pooled", False):
+        return await threads.run_in("write", fn, *args)
+    return await sync_to_async(fn)(*args)
 
 
 def _connection_limit(target: Target) -> float | None:

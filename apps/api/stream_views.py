@@ -10,7 +10,13 @@ from django.http import HttpRequest, HttpResponse
 from apps.api import protocol
 from apps.api.targets import Target, touch
 from apps.streams import selectors, services
-from apps.streams.errors import BadRequest, StreamClosed, TooLarge
+from apps.streams.errors import (
+    BadRequest,
+    RunFinished,
+    StreamClosed,
+    StreamNotFound,
+    TooLarge,
+)
 from apps.streams.live import check_retained
 from apps.streams.models import Stream
 from apps.streams.payloads import is_json_type, json_array, split_body
@@ -59,18 +65,20 @@ def append(request: HttpRequest, target: Target) -> HttpResponse:
     if body and not content_type:
         raise BadRequest("Send a Content-Type header that matches the stream's content type.")
     chunks = split_body(content_type or "", body) if body else []
-    stream = target.stream()
     try:
         result = services.chunks_append(
-            stream_id=stream.pk,
+            ref=target.ref(),
             chunks=chunks,
             content_type=content_type,
             producer=claim,
             stream_seq=request.headers.get("Stream-Seq"),
             close=close,
         )
-    except StreamClosed as exc:
+    except (StreamClosed, RunFinished) as exc:
         exc.headers[protocol.NEXT_OFFSET] = protocol.offset_for(exc.facts["next_index"])
+        raise
+    except StreamNotFound:
+        target.not_found()
         raise
     # The protocol answers 200 only when a producer's request appended data.
     appended = result.next_index > result.start_index

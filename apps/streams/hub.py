@@ -10,10 +10,10 @@ database in pages with keyset reads. A safety re-check reads the tails of all ac
 one query every ``STREAMDASH_TAIL_CHECK_SECONDS``, so a lost notification (a dropped Redis
 connection, a full in-memory channel) delays readers by about that long and never loses a chunk.
 
-Threads: the hub's database calls run on its own small thread pool, not through
-``sync_to_async(thread_sensitive=True)``. Outside a request context that would put every hub
-query on Django's single shared sync thread, behind whatever else queues there; inside a
-request context a live reader would pin one thread per connection for its whole life.
+Threads: the hub's database calls run on the bounded ``read`` pool (``apps.streams.threads``),
+not through ``sync_to_async(thread_sensitive=True)``. Outside a request context that would put
+every hub query on Django's single shared sync thread, behind whatever else queues there;
+inside a request context a live reader would pin one thread per connection for its whole life.
 ``tests/e2e/test_hub.py`` checks that 200 live readers add no threads (see also
 streamdash/handlers.py for the request side).
 """
@@ -26,44 +26,22 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
 
-from apps.streams import selectors
+from apps.streams import selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.records import ChunkRecord, StreamTail
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_executor: ThreadPoolExecutor | None = None
-
-
-def _db_executor() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="streamdash-hub-db")
-    return _executor
-
-
-def _with_fresh_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    close_old_connections()
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        close_old_connections()
-
 
 async def db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a read on the hub's own database threads."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        _db_executor(), lambda: _with_fresh_connection(fn, *args, **kwargs)
-    )
+    """Run a database read on the read pool (see ``apps.streams.threads``)."""
+    return await threads.run_in("read", fn, *args, **kwargs)
 
 
 class StreamGone(Exception):

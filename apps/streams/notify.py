@@ -8,12 +8,15 @@ tail-check period (the hub re-reads the tail), never a chunk.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from apps.streams import threads
 from apps.streams.records import ChunkRecord
 
 logger = logging.getLogger(__name__)
@@ -42,17 +45,28 @@ def inline_chunks(
     return [ChunkRecord(start + i, data, stamp, producer) for i, data in enumerate(chunks)]
 
 
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        # The data is committed already; readers find it with the tail re-check.
+        logger.error("notification failed: %r", future.exception())
+
+
 def _send(group: str, message: dict[str, object]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    loop = threads.server_loop()
+    if loop is not None:
+        # Inside a server: hand the send to the server's loop (where the hub listens) and
+        # return at once; the writer's acknowledgement does not wait for the readers.
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+        future.add_done_callback(_log_failure)
+        return
     try:
-        # Called from the sync write path after commit. Inside a server, async_to_sync runs the
-        # send on the server's own event loop (where the hub listens); in a management command
-        # it uses a short-lived loop, which only a cross-process (Redis) layer can deliver from.
+        # A management command or worker process: a short-lived loop, from which only a
+        # cross-process (Redis) layer can reach readers.
         async_to_sync(layer.group_send)(group, message)
     except Exception:
-        # The data is committed already; readers find it with the tail re-check.
         logger.exception("notification to %s failed", group)
 
 

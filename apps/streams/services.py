@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.projects.models import Project
@@ -39,10 +40,38 @@ __all__ = [
     "AppendResult",
     "ProducerClaim",
     "StreamConfig",
+    "StreamRef",
     "chunks_append",
+    "stream_close",
     "stream_create",
     "stream_delete",
+    "stream_lookup",
+    "streams_close_for_run",
 ]
+
+
+@dataclass(frozen=True)
+class StreamRef:
+    """A stream by name, scoped to its project: a run's stream (``run_id``) or standalone."""
+
+    project_id: int
+    run_id: str | None
+    key: str
+
+
+def _by_ref(ref: StreamRef) -> QuerySet[Stream]:
+    query = Stream.objects.filter(project_id=ref.project_id, key=ref.key)
+    if ref.run_id is not None:
+        return query.filter(run_id=ref.run_id)
+    return query.filter(run__isnull=True)
+
+
+def stream_lookup(ref: StreamRef) -> Stream | None:
+    """The stream a reference names, unless it is missing or expired."""
+    stream = _by_ref(ref).first()
+    if stream is None or _is_expired(stream, timezone.now()):
+        return None
+    return stream
 
 
 @dataclass(frozen=True)
@@ -86,16 +115,6 @@ def _expiry(config: StreamConfig, now: dt.datetime) -> dt.datetime | None:
     if config.ttl_seconds is not None:
         return now + dt.timedelta(seconds=config.ttl_seconds)
     return config.expires_at
-
-
-def _check_run_open(stream: Stream) -> None:
-    if (
-        stream.run_id is not None
-        and Run.objects.filter(pk=stream.run_id, status__in=list(FINAL_STATUSES)).exists()
-    ):
-        raise RunFinished(
-            f"Run {stream.run_id} has finished; its streams cannot change.", run=stream.run_id
-        )
 
 
 def stream_create(
@@ -167,14 +186,6 @@ def _delete_now(stream: Stream) -> None:
     transaction.on_commit(lambda: notify.stream_deleted(stream_id=stream_pk))
 
 
-def stream_get(*, stream_id: int) -> Stream:
-    """The live stream row, or ``StreamNotFound`` when it is gone or expired."""
-    stream = Stream.objects.filter(pk=stream_id).first()
-    if stream is None or _is_expired(stream, timezone.now()):
-        raise StreamNotFound("Stream not found.")
-    return stream
-
-
 def _insert(stream: Stream, chunks: list[bytes], *, producer: str, now: dt.datetime) -> None:
     size = sum(len(c) for c in chunks)
     if stream.byte_size + size > settings.STREAMDASH_MAX_STREAM_BYTES:
@@ -236,19 +247,22 @@ def _check_producer(stream: Stream, claim: ProducerClaim) -> tuple[Producer | No
 
 def chunks_append(
     *,
-    stream_id: int,
     chunks: list[bytes],
+    stream_id: int | None = None,
+    ref: StreamRef | None = None,
     content_type: str | None = None,
     producer: ProducerClaim | None = None,
     stream_seq: str | None = None,
     close: bool = False,
 ) -> AppendResult:
-    """Append a batch (possibly empty, when only closing) to a stream, durably."""
+    """Append a batch (possibly empty, when only closing) to a stream, durably. The stream is
+    named by ``stream_id`` or by ``ref``; either way it is found and locked in one query."""
     if not chunks and not close:
         raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
     now = timezone.now()
+    query = _by_ref(ref) if ref is not None else Stream.objects.filter(pk=stream_id)
     with transaction.atomic():
-        stream = Stream.objects.select_for_update().filter(pk=stream_id).first()
+        stream = query.select_for_update().first()
         if stream is None or _is_expired(stream, now):
             raise StreamNotFound("Stream not found.")
         if producer is not None:
@@ -267,9 +281,6 @@ def chunks_append(
             if close and not chunks:
                 return AppendResult(stream.pk, stream.next_index, stream.next_index, True)
             raise _closed(stream)
-        if chunks:
-            # Closing stays allowed: reaching a final status closes the run's streams.
-            _check_run_open(stream)
         if (
             chunks
             and content_type is not None
@@ -350,10 +361,24 @@ def _duplicate_result(stream: Stream, state: Producer, claim: ProducerClaim) -> 
     )
 
 
-def _closed(stream: Stream) -> StreamClosed:
+def _closed(stream: Stream) -> StreamClosed | RunFinished:
+    """The error for a write to a closed stream. A run reaching a final status closes its
+    streams (under their row locks), so an open stream always belongs to an unfinished run,
+    and only this error path needs to look at the run."""
+    headers = {"Stream-Closed": "true"}
+    if (
+        stream.run_id is not None
+        and Run.objects.filter(pk=stream.run_id, status__in=list(FINAL_STATUSES)).exists()
+    ):
+        return RunFinished(
+            f"Run {stream.run_id} has finished; its streams cannot change.",
+            headers=headers,
+            run=stream.run_id,
+            next_index=stream.next_index,
+        )
     return StreamClosed(
         "The stream is closed; it accepts no more chunks.",
-        headers={"Stream-Closed": "true"},
+        headers=headers,
         next_index=stream.next_index,
     )
 

@@ -108,10 +108,13 @@ def _copy(options: Options) -> Result:
         with psycopg.connect(**params) as conn:
             for seq in range(options.batches):
                 now = timezone.now()
-                with conn.cursor() as cur, cur.copy(
-                    f'COPY "{table}" (stream_id, "index", data, producer, created_at) '
-                    "FROM STDIN (FORMAT BINARY)"
-                ) as copy:
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(
+                        f'COPY "{table}" (stream_id, "index", data, producer, created_at) '
+                        "FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
                     copy.set_types(["int8", "int8", "bytea", "varchar", "timestamptz"])
                     for i in range(options.batch_size):
                         n = seq * options.batch_size + i
@@ -138,9 +141,13 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, float]:
         http = _http(options, server.url, key)
     copy = _copy(options)
     for result in (copy, http):
-        say(f"{result.name:32} {result.chunks:>8} chunks {result.seconds:8.2f} s "
-            f"{result.rate:>10,.0f} chunks/s")
+        say(
+            f"{result.name:32} {result.chunks:>8} chunks {result.seconds:8.2f} s "
+            f"{result.rate:>10,.0f} chunks/s"
+        )
     ratio = http.rate / copy.rate
-    say(f"ratio HTTP / COPY = {ratio:.2f}  (batches of {options.batch_size} x "
-        f"{options.chunk_bytes} B chunks, {options.writers} writers)")
+    say(
+        f"ratio HTTP / COPY = {ratio:.2f}  (batches of {options.batch_size} x "
+        f"{options.chunk_bytes} B chunks, {options.writers} writers)"
+    )
     return {"http_rate": http.rate, "copy_rate": copy.rate, "ratio": ratio}

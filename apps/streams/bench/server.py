@@ -29,7 +29,13 @@ class BenchServer:
     def __enter__(self) -> BenchServer:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
                 "streamdash.asgi:application",
             ],
             cwd=Path(settings.BASE_DIR),
