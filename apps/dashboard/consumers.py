@@ -1,0 +1,243 @@
+"""WebSocket consumers: they push rendered htmx out-of-band swaps to dashboard pages.
+
+Chunks come from the per-process hub through ``apps.streams.live.follow`` (no database query
+per message or per reader); run changes come from the ``runs`` / ``run.<id>`` channel groups.
+Each socket is glue: check the session user, read, render, send. The batching that keeps a
+5,000 chunks/s stream from freezing a page lives in ``apps.dashboard.feeds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from apps.dashboard import feeds, selectors
+from apps.runs.models import Run
+from apps.streams import hub
+from apps.streams.errors import DomainError
+from apps.streams.live import follow
+from apps.streams.notify import RUNS_GROUP, run_group
+
+# Close codes (4000–4999 are the application's): the page shows why and may not retry.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {k: v[-1] for k, v in raw.items()}
+
+
+class _DashboardSocket(AsyncWebsocketConsumer):
+    """Refuses anonymous users before the handshake completes; cancels its tasks on close."""
+
+    tasks: list[asyncio.Task[None]]
+
+    async def connect(self) -> None:
+        self.tasks = []
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await self.start()
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    def spawn(self, coroutine: Any) -> None:
+        self.tasks.append(asyncio.create_task(coroutine))
+
+    async def disconnect(self, code: int) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class StreamConsumer(_DashboardSocket):
+    """``/ws/streams/<id>/?from=N[&speed=instant|1|10|100]``: every chunk from N, in order,
+    exactly once per connection; the page reconnects from the index after the last it shows."""
+
+    async def start(self) -> None:
+        stream_id = int(self.scope["url_route"]["kwargs"]["stream_id"])
+        stream = await hub.db(selectors.stream_get, stream_id)
+        if stream is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        query = _query(self.scope)
+        try:
+            start = max(int(query.get("from", stream.first_index)), 0)
+        except ValueError:
+            start = stream.first_index
+        speed = feeds.replay_speed(query.get("speed", ""))
+        await self.accept()
+        feed = feeds.ChunkFeed(stream, start, speed)
+        self.spawn(feed.read())
+        self.spawn(self._send_batches(feed))
+
+    async def _send_batches(self, feed: feeds.ChunkFeed) -> None:
+        async for batch in feed.batches():
+            await self.send(text_data=feeds.render_chunk_batch(feed, batch))
+            if batch.end:
+                await self.close(code=1000 if batch.error is None else 4000)
+                return
+
+
+class RunsConsumer(_DashboardSocket):
+    """``/ws/runs/?page=home|list&status=…``: changed rows replace themselves; new runs that
+    match the page's filters appear on top (first page only). Home also gets live counters."""
+
+    FLUSH_SECONDS = 0.5
+    COUNTER_SECONDS = 2.0
+
+    async def start(self) -> None:
+        query = _query(self.scope)
+        self.page = "home" if query.get("page") == "home" else "list"
+        self.filters = selectors.RunFilters.from_query(query)
+        self.first_page = not query.get("before")
+        self.dirty: set[str] = set()
+        self.wake = asyncio.Event()
+        await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
+        limit = 10 if self.page == "home" else 50
+        rows, _ = await hub.db(
+            selectors.runs_with_stats, filters=self.filters, before=query.get("before"), limit=limit
+        )
+        self.known = {run.id for run, _ in rows}
+        await self.accept()
+        self.spawn(self._flush_loop())
+        if self.page == "home":
+            self.spawn(self._counter_loop())
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        with contextlib.suppress(Exception):
+            await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
+
+    async def run_changed(self, event: dict[str, Any]) -> None:
+        self.dirty.add(event["run"])
+        self.wake.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            changed, self.dirty = list(self.dirty), set()
+            rows = await hub.db(selectors.runs_by_ids, changed)
+            html = render_to_string(
+                "dashboard/partials.html#run-updates",
+                {"updates": self._place(rows), "compact": self.page == "home"},
+            )
+            if html.strip():
+                await self.send(text_data=html)
+            await asyncio.sleep(self.FLUSH_SECONDS)
+
+    def _place(self, rows: list[tuple[Run, selectors.RunStats]]) -> list[dict[str, Any]]:
+        """Replace rows the page shows; put new matching runs on top (oldest of them first,
+        so the newest ends up first)."""
+        updates = []
+        newest = max(self.known, default="")
+        for run, stats in sorted(rows, key=lambda row: row[0].id):
+            if run.id in self.known:
+                updates.append({"run": run, "stats": stats, "new": False})
+            elif self.first_page and run.id > newest and self.filters.matches(run):
+                self.known.add(run.id)
+                updates.append({"run": run, "stats": stats, "new": True})
+        return updates
+
+    async def _counter_loop(self) -> None:
+        previous: selectors.SiteTotals | None = None
+        while True:
+            await asyncio.sleep(self.COUNTER_SECONDS)
+            totals = await hub.db(selectors.site_totals)
+            rate = None
+            if previous is not None and totals.sampled_at > previous.sampled_at:
+                rate = max(0, totals.chunks - previous.chunks) / (
+                    totals.sampled_at - previous.sampled_at
+                )
+            previous = totals
+            html = render_to_string(
+                "dashboard/partials.html#counters", {"totals": totals, "rate": rate, "oob": True}
+            )
+            await self.send(text_data=html)
+
+
+class RunConsumer(_DashboardSocket):
+    """``/ws/runs/<run>/``: the run's header and its streams table (counts, bytes, rate),
+    re-rendered at most once a second. Counts come from following each open stream's tail."""
+
+    TICK_SECONDS = 1.0
+    MAX_WATCHED = 50
+
+    async def start(self) -> None:
+        self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        found = await hub.db(selectors.run_detail, self.run_id)
+        if found is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.run, streams = found
+        self.stats: dict[int, feeds.StreamStat] = {}
+        self.run_dirty = False
+        self.changed = False
+        self.was_active = False
+        await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
+        await self.accept()
+        self._adopt(streams)
+        self.spawn(self._tick_loop())
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        with contextlib.suppress(Exception):
+            await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
+
+    async def run_changed(self, event: dict[str, Any]) -> None:
+        self.run_dirty = True
+
+    def _adopt(self, streams: list[Any]) -> None:
+        for stream in streams:
+            stat = self.stats.get(stream.pk)
+            if stat is None:
+                stat = self.stats[stream.pk] = feeds.StreamStat.of(stream)
+                if not stream.closed and len(self.tasks) < self.MAX_WATCHED:
+                    self.spawn(self._watch(stat))
+            else:
+                stat.merge(stream)
+
+    async def _watch(self, stat: feeds.StreamStat) -> None:
+        with contextlib.suppress(DomainError):
+            heartbeat = settings.STREAMDASH_HEARTBEAT_SECONDS
+            async for batch in follow(stat.pk, stat.next_index, heartbeat=heartbeat):
+                if batch is not None:
+                    stat.observe(batch, time.monotonic())
+                    self.changed = True
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.TICK_SECONDS)
+            if self.run_dirty:
+                self.run_dirty = False
+                found = await hub.db(selectors.run_detail, self.run_id)
+                if found is None:
+                    await self.close(code=CLOSE_NOT_FOUND)
+                    return
+                self.run, streams = found
+                self._adopt(streams)
+                self.changed = True
+            now = time.monotonic()
+            active = any(s.rate(now) for s in self.stats.values())
+            # Render on a change, and once more after the last activity so rates fall to 0.
+            if not (self.changed or active or self.was_active):
+                continue
+            self.changed, self.was_active = False, active
+            html = render_to_string(
+                "dashboard/partials.html#run-live",
+                {"run": self.run, "stats": [s.view(now) for s in self.stats.values()]},
+            )
+            await self.send(text_data=html)

@@ -1,0 +1,195 @@
+"""Live feeds for the dashboard's sockets: batching a stream's chunks for the viewer, and
+the per-stream counters of the run page.
+
+A ``ChunkFeed`` has two halves joined by a bounded queue. ``read`` follows the stream (from the
+hub) and puts every chunk in order, sleeping between chunks when replaying with the original
+timing. ``batches`` takes whatever has queued, up to ``MAX_ROWS``, at most every
+``FLUSH_SECONDS``: a 5,000 chunks/s stream becomes ten messages a second of ~500 rows, not
+5,000 messages. When the page cannot keep up, the queue fills and ``read`` waits; the hub then
+serves this reader from the database when it resumes. Nothing is dropped, only batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from apps.dashboard import chunks
+from apps.streams.errors import DomainError
+from apps.streams.live import LiveBatch, follow
+from apps.streams.models import Stream
+from apps.streams.records import ChunkRecord
+
+FLUSH_SECONDS = 0.1
+MAX_ROWS = 1000
+QUEUE_CHUNKS = 20_000
+# Replaying with the original timing never waits longer than this between two chunks.
+MAX_REPLAY_GAP = 10.0
+RATE_WINDOW = 5.0
+
+
+replay_sleep = asyncio.sleep  # a seam for tests
+
+
+def replay_speed(value: str) -> float | None:
+    """``1``/``10``/``100`` → that speed-up; anything else (``instant``, empty) → None."""
+    return float(value) if value in {"1", "10", "100"} else None
+
+
+@dataclass(frozen=True)
+class _Position:
+    next_index: int
+    up_to_date: bool
+    closed: bool
+
+
+@dataclass(frozen=True)
+class _End:
+    error: str | None = None
+
+
+@dataclass
+class Batch:
+    records: list[ChunkRecord]
+    first: int
+    next_index: int
+    up_to_date: bool
+    closed: bool
+    end: bool = False
+    error: str | None = None
+
+
+class ChunkFeed:
+    def __init__(self, stream: Stream, start: int, speed: float | None) -> None:
+        self.stream = stream
+        self.kind = chunks.kind_of(stream.content_type)
+        self.start = start
+        self.speed = speed
+        self.queue: asyncio.Queue[ChunkRecord | _Position | _End] = asyncio.Queue(QUEUE_CHUNKS)
+
+    async def read(self) -> None:
+        previous: float | None = None
+        try:
+            async for batch in follow(
+                self.stream.pk, self.start, heartbeat=settings.STREAMDASH_HEARTBEAT_SECONDS
+            ):
+                if batch is None:
+                    continue
+                for record in batch.chunks:
+                    if self.speed is not None and previous is not None:
+                        gap = (record.created_at - previous) / self.speed
+                        if gap > 0:
+                            await replay_sleep(min(gap, MAX_REPLAY_GAP))
+                    previous = record.created_at
+                    await self.queue.put(record)
+                await self.queue.put(_Position(batch.next_index, batch.up_to_date, batch.closed))
+            await self.queue.put(_End())
+        except DomainError as exc:
+            await self.queue.put(_End(exc.message))
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        position = _Position(self.start, False, False)
+        while True:
+            item = await self.queue.get()
+            records: list[ChunkRecord] = []
+            end: _End | None = None
+            while True:
+                if isinstance(item, ChunkRecord):
+                    records.append(item)
+                    position = _Position(item.index + 1, False, position.closed)
+                elif isinstance(item, _Position):
+                    position = item
+                else:
+                    end = item
+                    break
+                if len(records) >= MAX_ROWS or self.queue.empty():
+                    break
+                item = self.queue.get_nowait()
+            first = records[0].index if records else position.next_index
+            yield Batch(
+                records,
+                first,
+                position.next_index,
+                position.up_to_date,
+                position.closed,
+                end=end is not None,
+                error=end.error if end else None,
+            )
+            if end is not None:
+                return
+            await asyncio.sleep(FLUSH_SECONDS)
+
+
+def render_chunk_batch(feed: ChunkFeed, batch: Batch) -> str:
+    rows = [(r, chunks.preview(r.data, feed.kind)) for r in batch.records]
+    text = "".join(
+        piece
+        for piece in (chunks.text_delta(r.data, feed.kind) for r in batch.records)
+        if piece is not None
+    )
+    return render_to_string(
+        "dashboard/partials.html#chunk-batch",
+        {"stream": feed.stream, "batch": batch, "rows": rows, "text": text},
+    )
+
+
+@dataclass
+class StreamStat:
+    """One stream's counters on the run page, kept current from the hub."""
+
+    pk: int
+    key: str
+    content_type: str
+    first_index: int
+    next_index: int
+    bytes: int
+    closed: bool
+    recent: deque[tuple[float, int]] = field(default_factory=deque)
+
+    @classmethod
+    def of(cls, stream: Stream) -> StreamStat:
+        return cls(
+            stream.pk,
+            stream.key,
+            stream.content_type,
+            stream.first_index,
+            stream.next_index,
+            stream.byte_size,
+            stream.closed,
+        )
+
+    def merge(self, stream: Stream) -> None:
+        """Counts read from the database are never behind what the hub showed."""
+        if stream.next_index >= self.next_index:
+            self.next_index, self.bytes = stream.next_index, stream.byte_size
+        self.first_index = stream.first_index
+        self.closed = self.closed or stream.closed
+
+    def observe(self, batch: LiveBatch, now: float) -> None:
+        if batch.chunks:
+            self.bytes += sum(len(c.data) for c in batch.chunks)
+            self.recent.append((now, len(batch.chunks)))
+        self.next_index = max(self.next_index, batch.next_index)
+        self.closed = self.closed or batch.closed
+
+    def rate(self, now: float) -> float:
+        while self.recent and self.recent[0][0] < now - RATE_WINDOW:
+            self.recent.popleft()
+        return sum(n for _, n in self.recent) / RATE_WINDOW
+
+    def view(self, now: float) -> dict[str, Any]:
+        return {
+            "pk": self.pk,
+            "key": self.key,
+            "content_type": self.content_type,
+            "chunks": self.next_index - self.first_index,
+            "bytes": self.bytes,
+            "closed": self.closed,
+            "rate": self.rate(now),
+        }

@@ -1,0 +1,267 @@
+"""Dashboard pages. Every view: log-in check, one selector call, render.
+
+htmx requests for a page's table get only the table partial (``#name``); every ``hx-get`` is
+mirrored in an ``href`` so the pages work without JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from apps.api.chunk_json import chunk_object
+from apps.dashboard import charts, chunks, feeds, selectors
+from apps.runs.models import RunStatus
+from apps.streams import hub
+from apps.streams import selectors as stream_selectors
+from apps.streams.models import Stream
+from apps.streams.payloads import base_content_type, is_json_type
+
+HISTORY_PAGE = 50
+LIVE_BACKLOG = 200
+REPLAY_SPEEDS = ("instant", "1", "10", "100")
+
+
+def _int(value: str | None, default: int, *, low: int = 0) -> int:
+    try:
+        return max(low, int(value)) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _stream_or_404(stream_id: int) -> Stream:
+    stream = selectors.stream_get(stream_id)
+    if stream is None:
+        raise Http404("No such stream.")
+    return stream
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    rows, _ = selectors.runs_with_stats(filters=selectors.RunFilters(), limit=10)
+    context = {"totals": selectors.site_totals(max_age=0), "rows": rows, "nav": "home"}
+    return render(request, "dashboard/home.html", context)
+
+
+@login_required
+@require_GET
+def runs(request: HttpRequest) -> HttpResponse:
+    filters = selectors.RunFilters.from_query(request.GET)
+    before = request.GET.get("before") or None
+    rows, cursor = selectors.runs_with_stats(filters=filters, before=before)
+    context = {
+        "rows": rows,
+        "cursor": cursor,
+        "filters": filters,
+        "filter_query": filters.as_query(),
+        "statuses": RunStatus.values,
+        "first_page": before is None,
+        "nav": "runs",
+    }
+    template = "dashboard/runs.html"
+    if getattr(request, "htmx", False) and request.htmx.target == "runs-table":
+        template += "#runs-table"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    found = selectors.run_detail(run_id)
+    if found is None:
+        raise Http404("No such run.")
+    run, streams = found
+    context = {
+        "run": run,
+        "stream_views": [feeds.StreamStat.of(s).view(0.0) for s in streams],
+        "nav": "runs",
+    }
+    return render(request, "dashboard/run.html", context)
+
+
+@login_required
+@require_GET
+def run_stream(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
+    """A stable, readable address for a run's stream: ``/runs/<run>/streams/<key>/``."""
+    stream = selectors.run_stream_get(run_id, key)
+    if stream is None:
+        raise Http404("No such stream.")
+    view = "dashboard:stream-history" if request.GET.get("view") == "history" else None
+    query = request.GET.copy()
+    query.pop("view", None)
+    url = reverse(view or "dashboard:stream-live", args=[stream.pk])
+    return redirect(f"{url}?{query.urlencode()}" if query else url)
+
+
+@login_required
+@require_GET
+def streams(request: HttpRequest) -> HttpResponse:
+    before = request.GET.get("before")
+    rows = selectors.streams_recent(before=_int(before, 0) or None, limit=50)
+    cursor = rows[-1].pk if len(rows) == 50 else None
+    return render(
+        request, "dashboard/streams.html", {"streams": rows, "cursor": cursor, "nav": "streams"}
+    )
+
+
+@login_required
+@require_GET
+def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
+    stream = _stream_or_404(stream_id)
+    speed = request.GET.get("speed", "")
+    replay = speed in REPLAY_SPEEDS
+    default_start = (
+        stream.first_index if replay else max(stream.first_index, stream.next_index - LIVE_BACKLOG)
+    )
+    start = _int(request.GET.get("from"), default_start)
+    # The page appends the index to resume from (the one after the last chunk it shows).
+    socket_path = f"/ws/streams/{stream.pk}/?" + (f"speed={speed}&" if replay else "") + "from="
+    context = {
+        "stream": stream,
+        "start": start,
+        "speed": speed if replay else "",
+        "speeds": REPLAY_SPEEDS,
+        "ws_path": socket_path,
+        "kind": chunks.kind_of(stream.content_type),
+        "nav": "streams",
+    }
+    return render(request, "dashboard/stream_live.html", context)
+
+
+@login_required
+@require_GET
+def stream_history(request: HttpRequest, stream_id: int) -> HttpResponse:
+    stream = _stream_or_404(stream_id)
+    kind = chunks.kind_of(stream.content_type)
+    first, last_start = (
+        stream.first_index,
+        max(stream.first_index, stream.next_index - HISTORY_PAGE),
+    )
+    start = min(max(_int(request.GET.get("start"), first), first), max(last_start, first))
+    if "index" in request.GET:  # "jump to index N": the page that starts at N
+        start = min(max(_int(request.GET.get("index"), first), first), max(last_start, first))
+    needle = request.GET.get("q", "").strip()[:200]
+    search = None
+    if needle:
+        search = selectors.chunks_search(stream, needle, start)
+        records = search.matches
+    else:
+        records = selectors.chunks_page(stream, start, HISTORY_PAGE)
+    rows = [(r, chunks.preview(r.data, kind)) for r in records]
+    context = {
+        "stream": stream,
+        "rows": rows,
+        "start": start,
+        "needle": needle,
+        "search": search,
+        "first": first,
+        "last_start": last_start,
+        "prev_start": max(first, start - HISTORY_PAGE),
+        "next_start": start + HISTORY_PAGE if start + HISTORY_PAGE < stream.next_index else None,
+        "page_end": min(start + HISTORY_PAGE, stream.next_index) - 1,
+        "nav": "streams",
+    }
+    return render(request, "dashboard/stream_history.html", context)
+
+
+@login_required
+@require_GET
+def stream_chart(request: HttpRequest, stream_id: int) -> HttpResponse:
+    stream = _stream_or_404(stream_id)
+    chart = charts.build(selectors.chunk_rate(stream))
+    return render(
+        request, "dashboard/stream_history.html#chart", {"stream": stream, "chart": chart}
+    )
+
+
+@login_required
+@require_GET
+def chunk_detail(request: HttpRequest, stream_id: int, index: int) -> HttpResponse:
+    stream = _stream_or_404(stream_id)
+    record = selectors.chunk_get(stream.pk, index)
+    if record is None:
+        raise Http404("No such chunk.")
+    kind = chunks.kind_of(stream.content_type)
+    full = request.GET.get("full") == "1"
+    context = {
+        "stream": stream,
+        "record": record,
+        "size": len(record.data),
+        "body": chunks.body(record.data, kind, full=full),
+        "prev": index - 1 if index > stream.first_index else None,
+        "next": index + 1 if index + 1 < stream.next_index else None,
+        "nav": "streams",
+    }
+    return render(request, "dashboard/chunk.html", context)
+
+
+def _download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    # Untrusted bytes: never rendered by the browser, never sniffed.
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def chunk_raw(request: HttpRequest, stream_id: int, index: int) -> HttpResponseBase:
+    record = selectors.chunk_get(stream_id, index)
+    if record is None:
+        raise Http404("No such chunk.")
+    response = HttpResponse(record.data, content_type="application/octet-stream")
+    return _download(response, f"stream-{stream_id}-chunk-{index}.bin")
+
+
+@login_required
+@require_GET
+async def stream_export(request: HttpRequest, stream_id: int, fmt: str) -> HttpResponseBase:
+    """The whole stream as NDJSON (one ``{"index", "ts", "data"}`` per line) or raw bytes (a
+    JSON array for JSON streams), streamed page by page up to the tail at request time."""
+    stream = await hub.db(selectors.stream_get, stream_id)
+    if stream is None or fmt not in ("ndjson", "raw"):
+        raise Http404("No such stream.")
+    media = base_content_type(stream.content_type)
+    start, end = stream.first_index, stream.next_index
+    as_array = fmt == "raw" and is_json_type(stream.content_type)
+
+    async def body() -> AsyncIterator[bytes]:
+        position, first = start, True
+        if as_array:
+            yield b"["
+        while position < end:
+            records = await hub.db(
+                stream_selectors.chunks_from_index, stream_id=stream.pk, start=position, end=end
+            )
+            if not records:
+                break
+            if fmt == "ndjson":
+                yield b"".join(
+                    chunk_object({"index": r.index, "ts": r.created_at}, r.data, media) + b"\n"
+                    for r in records
+                )
+            elif as_array:
+                yield (b"" if first else b",") + b",".join(r.data for r in records)
+            else:
+                yield b"".join(r.data for r in records)
+            first = False
+            position = records[-1].index + 1
+        if as_array:
+            yield b"]"
+
+    content_type = "application/x-ndjson" if fmt == "ndjson" else "application/octet-stream"
+    name = f"stream-{stream.pk}.{'ndjson' if fmt == 'ndjson' else ('json' if as_array else 'bin')}"
+    return _download(StreamingHttpResponse(body(), content_type=content_type), name)

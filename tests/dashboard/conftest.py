@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+
+@pytest.fixture
+def user(db: None):
+    return get_user_model().objects.create_user("operator", password="pw-operator-1")
+
+
+@pytest.fixture
+def dash(user) -> Client:
+    """A test client logged in to the dashboard."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings) -> None:
+    """Templates use {% static %}; tests run without collectstatic's manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
