@@ -17,7 +17,8 @@ def test_create_read_and_token(api: Client):
     )
     assert response.status_code == 201
     run = response.json()
-    assert run["id"].startswith("run_") and run["status"] == "queued"
+    assert run["id"].startswith("run_")
+    assert run["status"] == "queued"
     assert run["read_token"].count(".") == 2  # a JWT
     assert api.get(f"/api/v1/runs/{run['id']}").json()["payload"] == {"q": 1}
 
@@ -77,11 +78,13 @@ def test_lifecycle_transitions_and_final_status_closes_streams(api: Client, proj
     patched = api.patch(
         url, {"status": "executing", "metadata": {"step": 1}}, content_type="application/json"
     ).json()
-    assert patched["status"] == "executing" and patched["started_at"]
+    assert patched["status"] == "executing"
+    assert patched["started_at"]
     done = api.patch(
         url, {"status": "completed", "output": {"ok": True}}, content_type="application/json"
     ).json()
-    assert done["status"] == "completed" and done["output"] == {"ok": True}
+    assert done["status"] == "completed"
+    assert done["output"] == {"ok": True}
     assert done["expires_at"] is not None
     stream.refresh_from_db()
     assert stream.closed
