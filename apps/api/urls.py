@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.api import live_views, run_views, subscribe_views
+from apps.api import definition_views, live_views, run_views, subscribe_views, worker_views
 
 urlpatterns = [
     path("ds/v1/stream/<path:name>", live_views.standalone_stream, name="ds-stream"),
     path("api/v1/runs", run_views.runs, name="api-runs"),
+    path("api/v1/runs/claim", worker_views.claim, name="api-runs-claim"),
     path("api/v1/runs/<str:run_id>", run_views.run_detail, name="api-run"),
     path("api/v1/runs/<str:run_id>/streams", run_views.run_streams, name="api-run-streams"),
     path(
@@ -14,4 +15,5 @@ urlpatterns = [
     ),
     path("api/v1/runs/<str:run_id>/subscribe", subscribe_views.subscribe, name="api-subscribe"),
     path("api/v1/tokens", run_views.tokens, name="api-tokens"),
+    path("api/v1/definitions/<str:stream_id>", definition_views.definition, name="api-definition"),
 ]

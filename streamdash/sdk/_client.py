@@ -17,6 +17,7 @@ import httpx
 
 from streamdash.sdk._config import Settings, current_settings
 from streamdash.sdk._core import Request, _Plan, error_from
+from streamdash.sdk._exceptions import APIConnectionError
 from streamdash.sdk._retry import Attempts, RetryPolicy
 from streamdash.sdk._sse import SSEDecoder
 
@@ -24,6 +25,20 @@ __all__ = ["AsyncClient", "Client"]
 
 T = TypeVar("T")
 _USER_AGENT = "streamdash-python/0.1"
+_MIN_LIVE_SECONDS = 1.0
+
+
+def _check_clean_end(done: bool, received: bool, began: float) -> None:
+    """A live response that ended cleanly but at once, with nothing, counts as a failure:
+    otherwise a proxy that closes every connection would make the read spin."""
+    if not done and not received and time.monotonic() - began < _MIN_LIVE_SECONDS:
+        raise APIConnectionError("The live read ended before delivering anything.")
+
+
+def _wait(plan: _Plan[Any], attempts: Attempts, exc: Exception) -> float:
+    """Seconds to wait before reconnecting a live read (or raise)."""
+    delay = plan.wait_before_retry(exc)
+    return delay if delay is not None else attempts.after_failure(exc)
 
 
 class _BaseClient:
@@ -45,6 +60,7 @@ class _BaseClient:
             live_read_timeout=base.live_read_timeout,
             retry=retry or base.retry,
         )
+        self.registered: set[str] = set()  # stream definitions registered through this client
 
     @property
     def url(self) -> str:
@@ -108,6 +124,7 @@ class Client(_BaseClient):
             request = plan.request()
             if request is None:
                 return
+            began, received = time.monotonic(), False
             try:
                 with self._http.stream(
                     request.method,
@@ -127,13 +144,15 @@ class Client(_BaseClient):
                         items = plan.on_event(event)
                         if items:
                             attempts.reset()
+                            received = True
+                            received = True
                             yield from items
                         if plan.done:
                             return
                 plan.on_end()
-                attempts.reset()
+                _check_clean_end(plan.done, received, began)
             except Exception as exc:
-                time.sleep(attempts.after_failure(exc))
+                time.sleep(_wait(plan, attempts, exc))
 
     def close(self) -> None:
         self._http.close()
@@ -196,6 +215,7 @@ class AsyncClient(_BaseClient):
             request = plan.request()
             if request is None:
                 return
+            began, received = time.monotonic(), False
             try:
                 async with self._http.stream(
                     request.method,
@@ -215,14 +235,15 @@ class AsyncClient(_BaseClient):
                         items = plan.on_event(event)
                         if items:
                             attempts.reset()
+                            received = True
                             for item in items:
                                 yield item
                         if plan.done:
                             return
                 plan.on_end()
-                attempts.reset()
+                _check_clean_end(plan.done, received, began)
             except Exception as exc:
-                await asyncio.sleep(attempts.after_failure(exc))
+                await asyncio.sleep(_wait(plan, attempts, exc))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -27,6 +27,7 @@ __all__ = [
 
 T = TypeVar("T")
 JSON_TYPE = "application/json"
+_STREAM_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class _Plan(Protocol[T]):
     def request(self) -> Request | None: ...
     def on_event(self, event: ServerSentEvent) -> list[T]: ...
     def on_end(self) -> None: ...
+    def wait_before_retry(self, error: Exception) -> float | None: ...
 
 
 class ReadPlan(Generic[T]):
@@ -96,17 +98,32 @@ class ReadPlan(Generic[T]):
         start_index: int,
         timeout: float | None,
         decode: Callable[[Any, int], T],
+        wait_for_stream: float = 300.0,
         clock: _Clock = time.monotonic,
     ) -> None:
         self.path = stream_path(run_id, key)
         self.key = key
-        self.index = start_index
+        self.index = self.start_index = start_index
         self.timeout = timeout
         self.decode = decode
         self.clock = clock
         self.last_progress = clock()
         self.done = False
         self.closed = False
+        self.wait_for_stream = timeout if timeout is not None else wait_for_stream
+        self.began = clock()
+
+    def wait_before_retry(self, error: Exception) -> float | None:
+        """A stream that its writer has not created yet is waited for (polling), within the
+        read's timeout; every other failure goes to the retry budget."""
+        if (
+            isinstance(error, APIError)
+            and error.code == "stream_not_found"
+            and self.index == self.start_index
+            and self.clock() - self.began < self.wait_for_stream
+        ):
+            return _STREAM_POLL_SECONDS
+        return None
 
     def _remaining(self) -> float | None:
         if self.timeout is None:
@@ -193,6 +210,9 @@ class SubscribePlan:
         elif event.event == "error":
             raise _event_error(event.data)
         return []
+
+    def wait_before_retry(self, error: Exception) -> float | None:
+        return None
 
     def on_end(self) -> None:
         self.done = self.final and set(self.positions) <= self.closed

@@ -41,6 +41,7 @@ class Batch:
 class ProducerState:
     def __init__(self, run_id: str, key: str, *, producer_id: str | None = None) -> None:
         self.path = stream_path(run_id, key)
+        self.key = key
         self.producer_id = producer_id or new_producer_id()
         self.epoch = 0
         self.seq = 0

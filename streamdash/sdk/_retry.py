@@ -38,7 +38,7 @@ class RetryPolicy:
         if retry_after is not None and 0 <= retry_after <= _MAX_RETRY_AFTER:
             return retry_after
         base = min(self.max_delay, self.initial_delay * 2 ** (attempt - 1))
-        return base * (1 - self.jitter * random.random())
+        return float(base * (1 - self.jitter * random.random()))
 
 
 def retry_after_seconds(headers: dict[str, str]) -> float | None:

@@ -25,8 +25,15 @@ def _append(command: BaseCommand, options: dict[str, Any]) -> None:
     )
 
 
+def _history(command: BaseCommand, options: dict[str, Any]) -> None:
+    from apps.dashboard import bench
+
+    bench.run(options["chunks"], options["repeat"], command.stdout.write)
+
+
 SCENARIOS: dict[str, Callable[[BaseCommand, dict[str, Any]], None]] = {
     "append": _append,
+    "history": _history,
 }
 
 
@@ -39,6 +46,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=100, help="chunks per batch")
         parser.add_argument("--chunk-bytes", type=int, default=64, help="bytes per chunk")
         parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
+        parser.add_argument("--chunks", type=int, default=1_000_000, help="history: stream size")
+        parser.add_argument("--repeat", type=int, default=20, help="history: renders per page")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

@@ -1,0 +1,41 @@
+"""``POST /api/v1/runs/claim``: a worker takes the oldest queued run of its tasks (200 with the
+run, now executing) or learns there is none (204). Safe with many workers: see ``run_claim``."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from apps.api.errors import api_errors
+from apps.api.jsonbody import read_json_object
+from apps.projects.access import authenticate
+from apps.runs.serializers import run_dict
+from apps.runs.services import run_claim
+from apps.streams.errors import BadRequest
+
+_TASKS_MAX = 500
+
+
+@csrf_exempt
+@require_POST
+@api_errors
+def claim(request: HttpRequest) -> HttpResponse:
+    principal = authenticate(request)
+    principal.require("write")
+    body = read_json_object(request)
+    task_ids = body.get("task_ids")
+    if (
+        not isinstance(task_ids, list)
+        or not task_ids
+        or len(task_ids) > _TASKS_MAX
+        or not all(isinstance(t, str) and t for t in task_ids)
+    ):
+        raise BadRequest(f"task_ids must be a list of 1–{_TASKS_MAX} task ids.", field="task_ids")
+    worker = body.get("worker", "")
+    if not isinstance(worker, str) or len(worker) > 100:
+        raise BadRequest("worker must be a string of at most 100 characters.", field="worker")
+    run = run_claim(project=principal.project, task_ids=task_ids, worker=worker)
+    if run is None:
+        return HttpResponse(status=204)
+    return JsonResponse(run_dict(run))

@@ -1,0 +1,345 @@
+"""``streams.define(id, chunk=T)``: a typed stream, and everything a task or a backend does
+with it — append, pipe, read — async first, with ``_sync`` twins."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, Generic, TypeVar, overload
+from urllib.parse import quote
+
+import pydantic
+
+from streamdash.sdk._client import AsyncClient, Client
+from streamdash.sdk._context import current_run
+from streamdash.sdk._core import ReadPlan, Request, json_request
+from streamdash.sdk._defaults import default_async_client, default_client
+from streamdash.sdk._exceptions import ChunkValidationError, ConfigurationError
+from streamdash.sdk._pipe import Pipe
+from streamdash.sdk._writer import AsyncStreamWriter, StreamWriter, WriterOptions
+
+__all__ = ["DEFAULT_STREAM", "StreamDefinition", "Streams", "definition_for", "streams"]
+
+T = TypeVar("T")
+DEFAULT_STREAM = "default"
+_CONFIG = pydantic.ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+_definitions: dict[str, StreamDefinition[Any]] = {}
+
+
+def definition_for(stream_id: str) -> StreamDefinition[Any] | None:
+    """The stream defined in this process under ``stream_id``, if any."""
+    return _definitions.get(stream_id)
+
+
+def _adapter(chunk: Any) -> pydantic.TypeAdapter[Any]:
+    try:
+        return pydantic.TypeAdapter(chunk, config=_CONFIG)
+    except pydantic.PydanticUserError as exc:
+        if exc.code != "type-adapter-config-unused":
+            raise
+        return pydantic.TypeAdapter(chunk)  # models and dataclasses carry their own config
+
+
+class StreamDefinition(Generic[T]):
+    """A stream id and its chunk type. Cheap to create (no I/O): the JSON Schema is registered
+    with the server the first time a client writes to the stream."""
+
+    def __init__(
+        self, stream_id: str, chunk: Any = Any, *, description: str = "", register: bool = True
+    ) -> None:
+        self.id = stream_id
+        self._chunk = chunk
+        self.description = description
+        self.register_on_write = register
+        self.adapter: pydantic.TypeAdapter[T] = _adapter(chunk)
+
+    def __repr__(self) -> str:
+        return f"StreamDefinition({self.id!r}, chunk={self._chunk!r})"
+
+    @property
+    def chunk_type(self) -> type[T]:
+        """The chunk type, for annotations elsewhere."""
+        return self._chunk  # type: ignore[no-any-return]
+
+    def json_schema(self) -> dict[str, Any] | None:
+        try:
+            return self.adapter.json_schema()
+        except pydantic.PydanticUserError:
+            return None
+
+    def encode(self, chunk: T) -> bytes:
+        """One chunk as JSON bytes, validated against the chunk type."""
+        try:
+            return self.adapter.dump_json(self.adapter.validate_python(chunk))
+        except pydantic.ValidationError as exc:
+            raise ChunkValidationError(
+                f"A chunk for stream {self.id!r} does not match its type: {exc}", stream=self.id
+            ) from exc
+
+    def decode(self, value: Any, index: int) -> T:
+        try:
+            return self.adapter.validate_python(value)
+        except pydantic.ValidationError as exc:
+            raise ChunkValidationError(
+                f"Chunk {index} of stream {self.id!r} does not match its type: {exc}",
+                stream=self.id,
+                index=index,
+            ) from exc
+
+    # -- registration ---------------------------------------------------------------------
+    def _definition_request(self) -> Request:
+        body = {"schema": self.json_schema(), "description": self.description}
+        return json_request("PUT", f"/api/v1/definitions/{quote(self.id, safe='')}", body)
+
+    async def register(self, *, client: AsyncClient | None = None) -> None:
+        """Register the JSON Schema as this stream's definition (done once per client)."""
+        client = client or default_async_client()
+        if self.id not in client.registered:
+            await client.request(self._definition_request())
+            client.registered.add(self.id)
+
+    def register_sync(self, *, client: Client | None = None) -> None:
+        client = client or default_client()
+        if self.id not in client.registered:
+            client.request(self._definition_request())
+            client.registered.add(self.id)
+
+    # -- writing --------------------------------------------------------------------------
+    def _run_id(self, run_id: str | None) -> str:
+        if run_id is not None:
+            return run_id
+        context = current_run()
+        if context is None:
+            raise ConfigurationError(
+                f"No run to write stream {self.id!r} to: pass run_id=, or call this inside a task."
+            )
+        return context.run_id
+
+    def _writer(
+        self,
+        run_id: str | None,
+        client: AsyncClient | None,
+        options: WriterOptions | None = None,
+    ) -> tuple[AsyncStreamWriter, bool]:
+        """The writer to use and whether the caller owns it (and must close it)."""
+        context = current_run()
+        if (
+            context is not None
+            and run_id in (None, context.run_id)
+            and client is None
+            and options is None
+        ):
+            return context.writer(self.id, self._registration()), False
+        writer = AsyncStreamWriter(
+            client or default_async_client(),
+            self._run_id(run_id),
+            self.id,
+            options,
+            register=self._registration(),
+        )
+        return writer, True
+
+    def _registration(self) -> Request | None:
+        return self._definition_request() if self.register_on_write else None
+
+    async def append(
+        self, chunk: T, *, run_id: str | None = None, client: AsyncClient | None = None
+    ) -> None:
+        """Append one chunk; returns once it is durably stored."""
+        data = self.encode(chunk)
+        writer, owned = self._writer(run_id, client)
+        try:
+            await writer.write(data)
+        finally:
+            if owned:
+                await writer.aclose()
+
+    def pipe(
+        self,
+        source: Iterable[T] | AsyncIterable[T],
+        *,
+        run_id: str | None = None,
+        client: AsyncClient | None = None,
+        options: WriterOptions | None = None,
+    ) -> Pipe[T]:
+        """Start piping ``source`` into the stream; returns at once. Await the result's
+        ``wait_until_complete()``; iterate its ``stream`` to see the same chunks locally."""
+        context = current_run()
+        self._run_id(run_id)  # fail here, not in the background, when there is no run
+        writer, owned = self._writer(run_id, client, options)
+        pipe = Pipe(source, writer, self.encode, owned=owned)
+        if context is not None and run_id in (None, context.run_id):
+            context.pipes.append(pipe.task)
+        return pipe
+
+    def append_sync(
+        self, chunk: T, *, run_id: str | None = None, client: Client | None = None
+    ) -> None:
+        self.pipe_sync([chunk], run_id=run_id, client=client)
+
+    def pipe_sync(
+        self,
+        source: Iterable[T],
+        *,
+        run_id: str | None = None,
+        client: Client | None = None,
+        options: WriterOptions | None = None,
+    ) -> int:
+        """Pipe ``source`` into the stream from this thread; returns how many chunks were
+        written once all are durably stored."""
+        client = client or default_client()
+        writer = StreamWriter(
+            client, self._run_id(run_id), self.id, options, register=self._registration()
+        )
+        count = 0
+        try:
+            for item in source:
+                writer.submit(self.encode(item))
+                count += 1
+        finally:
+            writer.close()
+        return count
+
+    async def close(self, *, run_id: str | None = None, client: AsyncClient | None = None) -> None:
+        """Close the stream: readers end after its last chunk. (A run's streams close by
+        themselves when the run reaches a final status.)"""
+        writer, _ = self._writer(run_id, client)
+        await writer.client.request(writer.state.close_request())
+
+    def close_sync(self, *, run_id: str | None = None, client: Client | None = None) -> None:
+        client = client or default_client()
+        client.request(StreamWriter(client, self._run_id(run_id), self.id).state.close_request())
+
+    # -- reading --------------------------------------------------------------------------
+    def _plan(self, run_id: str, start_index: int, timeout: float | None) -> ReadPlan[T]:
+        return ReadPlan(
+            run_id=run_id, key=self.id, start_index=start_index, timeout=timeout, decode=self.decode
+        )
+
+    async def read(
+        self,
+        run_id: str,
+        *,
+        start_index: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 (seconds without a new chunk)
+        cancel: asyncio.Event | None = None,
+        client: AsyncClient | None = None,
+    ) -> AsyncIterator[T]:
+        """Every chunk from ``start_index``, live, until the stream is closed, ``timeout``
+        seconds pass without a new chunk, or ``cancel`` is set. Resumes after any drop."""
+        client = client or default_async_client()
+        chunks = client.follow(self._plan(run_id, start_index, timeout))
+        if cancel is None:
+            async for chunk in chunks:
+                yield chunk
+            return
+        async for chunk in _until(cancel, chunks):
+            yield chunk
+
+    def read_sync(
+        self,
+        run_id: str,
+        *,
+        start_index: int = 0,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+        client: Client | None = None,
+    ) -> Iterator[T]:
+        """``read``, synchronously. ``cancel`` is checked between chunks and heartbeats."""
+        client = client or default_client()
+        for chunk in client.follow(self._plan(run_id, start_index, timeout)):
+            if cancel is not None and cancel.is_set():
+                return
+            yield chunk
+
+
+async def _until(cancel: asyncio.Event, chunks: AsyncIterator[T]) -> AsyncIterator[T]:
+    waiter = asyncio.ensure_future(cancel.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(chunks))
+            await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.wait({step})  # the read stops before the generator is closed
+                return
+            if isinstance(step.exception(), StopAsyncIteration):
+                return
+            yield step.result()
+    finally:
+        waiter.cancel()
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+class Streams:
+    """The ``streams`` namespace: ``define``, and the default stream's operations."""
+
+    @overload
+    def define(self, stream_id: str, *, description: str = "") -> StreamDefinition[Any]: ...
+    @overload
+    def define(
+        self, stream_id: str, *, chunk: type[T], description: str = ""
+    ) -> StreamDefinition[T]: ...
+    def define(
+        self, stream_id: str, *, chunk: Any = Any, description: str = ""
+    ) -> StreamDefinition[Any]:
+        definition: StreamDefinition[Any] = StreamDefinition(
+            stream_id, chunk, description=description
+        )
+        _definitions[stream_id] = definition
+        return definition
+
+    @property
+    def default(self) -> StreamDefinition[Any]:
+        return _DEFAULT
+
+    def pipe(
+        self,
+        source: Iterable[Any] | AsyncIterable[Any],
+        *,
+        key: str = DEFAULT_STREAM,
+        run_id: str | None = None,
+    ) -> Pipe[Any]:
+        return _untyped(key).pipe(source, run_id=run_id)
+
+    async def append(
+        self, chunk: Any, *, key: str = DEFAULT_STREAM, run_id: str | None = None
+    ) -> None:
+        await _untyped(key).append(chunk, run_id=run_id)
+
+    def read(
+        self,
+        run_id: str,
+        *,
+        key: str = DEFAULT_STREAM,
+        start_index: int = 0,
+        timeout: float | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> AsyncIterator[Any]:
+        return _untyped(key).read(run_id, start_index=start_index, timeout=timeout, cancel=cancel)
+
+    def read_sync(
+        self,
+        run_id: str,
+        *,
+        key: str = DEFAULT_STREAM,
+        start_index: int = 0,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Any]:
+        return _untyped(key).read_sync(
+            run_id, start_index=start_index, timeout=timeout, cancel=cancel
+        )
+
+
+_DEFAULT: StreamDefinition[Any] = StreamDefinition(DEFAULT_STREAM, register=False)
+
+
+def _untyped(key: str) -> StreamDefinition[Any]:
+    if key == DEFAULT_STREAM:
+        return _DEFAULT
+    return _definitions.get(key) or StreamDefinition(key, register=False)
+
+
+streams = Streams()
