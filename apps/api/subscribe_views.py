@@ -1,6 +1,7 @@
 """``GET /api/v1/runs/<run>/subscribe``: one SSE connection for a run and all its streams.
 
-Events: ``run`` (the run as JSON, on every change) and ``chunk`` (``{stream, index, data}``).
+Events: ``run`` (the run as JSON, on every change), ``chunk`` (``{stream, index, data}``),
+``stream_closed`` and, last, ``end`` once the run is final and every stream delivered.
 Every chunk event's ``id`` is the positions of all streams so far (``key=next_index,…``), so a
 reconnecting ``EventSource`` resumes with Last-Event-ID and gets each chunk exactly once. The
 connection ends once the run is final and every stream has been delivered to its close.
@@ -111,6 +112,8 @@ async def _events(
             yield b"event: run\ndata:" + json.dumps(run_dict(run)).encode() + b"\n\n"
             while True:
                 if run.is_final and finished >= set(pumps):
+                    # An explicit end: a clean finish never looks like a dropped connection.
+                    yield b"event: end\ndata:" + json.dumps({"run": run_id}).encode() + b"\n\n"
                     return
                 wait = settings.STREAMDASH_HEARTBEAT_SECONDS
                 if deadline is not None:

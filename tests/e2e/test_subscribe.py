@@ -68,8 +68,10 @@ def test_subscribe_delivers_run_and_every_chunk_and_resumes(server: Server, serv
                     if sum(map(len, chunks.values())) >= 10:
                         break
         # Resume with Last-Event-ID: no gap, no duplicate, to the end of the run.
+        ended = False
         with client.stream("GET", url, headers={"Last-Event-ID": last_id}) as response:
             for kind, data, _ in _events(response):
+                ended = ended or kind == "end"
                 if kind == "run":
                     statuses.append(data["status"])
                 elif kind == "chunk":
@@ -78,3 +80,4 @@ def test_subscribe_delivers_run_and_every_chunk_and_resumes(server: Server, serv
     assert chunks["ai"] == [{"n": n} for n in range(20)]
     assert chunks["log"] == [f"line {n}" for n in range(20)]
     assert statuses[-1] == "completed"
+    assert ended
