@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from streamdash.serving import daphne_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -68,7 +70,8 @@ class Server:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)
+        # Lives as long as the server (restarts append to it); read when daphne fails to start.
+        self.log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
@@ -86,16 +89,7 @@ class Server:
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "streamdash.asgi:application",
-            ],
+            daphne_command("127.0.0.1", self.port),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

@@ -11,7 +11,6 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apps.api.protocol import EXPOSED_HEADERS, PROTOCOL_HEADERS
@@ -27,6 +26,7 @@ def _decorate(request: HttpRequest, response: HttpResponseBase) -> HttpResponseB
     response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     response["Cross-Origin-Resource-Policy"] = "cross-origin"
     response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = API_CSP
     # These URLs skip Django's SecurityMiddleware (streamdash/handlers.py): same HSTS rule here.
     if settings.SECURE_HSTS_SECONDS and request.is_secure():
         response["Strict-Transport-Security"] = f"max-age={settings.SECURE_HSTS_SECONDS}" + (

@@ -53,7 +53,11 @@ def _credential(request: HttpRequest) -> str | None:
 
 
 def authenticate(request: HttpRequest, *, allow_public: bool = False) -> Principal:
-    credential = _credential(request)
+    return authenticate_credential(_credential(request), allow_public=allow_public)
+
+
+def authenticate_credential(credential: str | None, *, allow_public: bool = False) -> Principal:
+    """The caller behind an API key or a public token (HTTP and WebSocket share this)."""
     if credential is None:
         if allow_public:
             return Principal(public_project(), frozenset({"read", "write", "admin"}))

@@ -70,3 +70,14 @@ def public_project() -> Project:
     """The project that owns standalone streams when STREAMDASH_PUBLIC_DS is on."""
     project, _ = Project.objects.get_or_create(name=PUBLIC_PROJECT)
     return project
+
+
+def api_key_find(*, ref: str) -> ApiKey:
+    """A key by id or by its shown prefix (``sd_sk_abcdef``); ambiguity is an error."""
+    keys = ApiKey.objects.select_related("project")
+    found = list(keys.filter(pk=int(ref))) if ref.isdigit() else list(keys.filter(prefix=ref))
+    if len(found) != 1:
+        raise Conflict(
+            f"{len(found)} keys match {ref!r}; use the key's id from `apikey list`.", ref=ref
+        )
+    return found[0]

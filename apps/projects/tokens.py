@@ -58,7 +58,7 @@ def validate_scopes(scopes: Any) -> list[str]:
 
 
 def token_mint(*, project_id: int, scopes: list[str], ttl: dt.timedelta | None = None) -> str:
-    ttl = ttl or DEFAULT_TTL
+    ttl = DEFAULT_TTL if ttl is None else ttl
     if ttl <= dt.timedelta(0) or ttl > MAX_TTL:
         raise BadRequest("ttl must be between 1 second and 24 hours.", field="ttl")
     now = timezone.now()

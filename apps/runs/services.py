@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
+from apps.retention.policies import retention_days_for
 from apps.runs.ids import new_run_id
 from apps.runs.models import FINAL_STATUSES, Run, RunStatus
 from apps.streams import notify
@@ -23,10 +23,6 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     RunStatus.EXECUTING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED}),
 }
-
-
-def retention_days(project: Project) -> int:
-    return project.retention_days or settings.STREAMDASH_RETENTION_DAYS
 
 
 def run_create(
@@ -92,7 +88,8 @@ def run_update(
                 run.started_at = now
             if status in FINAL_STATUSES:
                 run.finished_at = now
-                run.expires_at = now + dt.timedelta(days=retention_days(run.project))
+                days = retention_days_for(project=run.project, task_id=run.task_id)
+                run.expires_at = now + dt.timedelta(days=days)
                 streams_close_for_run(run_id=run.id)
         elif run.is_final and (set_output or set_error):
             raise Conflict(f"Run {run.id} is {run.status}; its result cannot change.")

@@ -152,7 +152,11 @@ class Hub:
                 tail = tails.get(stream_id)
                 if tail is None:
                     self._mark_deleted(state)
-                elif tail.next_index > state.next_index or tail.closed != state.closed:
+                elif (
+                    tail.next_index > state.next_index
+                    or tail.closed != state.closed
+                    or tail.first_index != state.first_index
+                ):
                     self._spawn(self._refresh(state, tail))
 
     # --- notifications --------------------------------------------------------------------

@@ -61,6 +61,8 @@ async def follow(
             while True:
                 if state.deleted:
                     raise StreamNotFound("The stream was deleted.")
+                # Retention may purge under a reader that is still behind: fail loudly.
+                check_retained(state.first_index, position)
                 chunks = await hub.read(state, position, page)
                 if chunks:
                     position = chunks[-1].index + 1

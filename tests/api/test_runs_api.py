@@ -125,3 +125,22 @@ def test_standalone_streams_need_a_key_unless_public(db, settings):
     assert Client().put("/ds/v1/stream/x", CONTENT_TYPE="text/plain").status_code == 401
     settings.STREAMDASH_PUBLIC_DS = True
     assert Client().put("/ds/v1/stream/x", CONTENT_TYPE="text/plain").status_code == 201
+
+
+def test_retention_policy_of_the_task_sets_expiry(api: Client, project):
+    import datetime as dt
+
+    from apps.retention.models import TaskRetentionPolicy
+
+    TaskRetentionPolicy.objects.create(project=project, task_id="short", retention_days=3)
+    short = run_create(project=project, task_id="short")
+    other = run_create(project=project, task_id="other")
+    expiry = {}
+    for run in (short, other):
+        body = api.patch(
+            f"/api/v1/runs/{run.id}", {"status": "completed"}, content_type="application/json"
+        ).json()
+        expiry[run.task_id] = dt.datetime.fromisoformat(
+            body["expires_at"]
+        ) - dt.datetime.fromisoformat(body["finished_at"])
+    assert expiry == {"short": dt.timedelta(days=3), "other": dt.timedelta(days=28)}

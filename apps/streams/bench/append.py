@@ -138,13 +138,20 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, float]:
     with BenchServer() as server:
         # Warm-up: connection pools, code paths.
         _http(Options(5, options.batch_size, options.chunk_bytes, 1), server.url, key)
+        cpu_before = server.cpu_seconds()
         http = _http(options, server.url, key)
+        server_cpu = server.cpu_seconds() - cpu_before
     copy = _copy(options)
     for result in (copy, http):
         say(
             f"{result.name:32} {result.chunks:>8} chunks {result.seconds:8.2f} s "
             f"{result.rate:>10,.0f} chunks/s"
         )
+    requests = options.writers * options.batches
+    say(
+        f"server CPU per append request: {server_cpu / requests * 1000:.2f} ms "
+        f"({server_cpu:.1f} s for {requests} requests)"
+    )
     ratio = http.rate / copy.rate
     say(
         f"ratio HTTP / COPY = {ratio:.2f}  (batches of {options.batch_size} x "

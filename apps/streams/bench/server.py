@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 from django.conf import settings
+
+from streamdash.serving import daphne_command
 
 
 def free_port() -> int:
@@ -28,16 +29,7 @@ class BenchServer:
 
     def __enter__(self) -> BenchServer:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "streamdash.asgi:application",
-            ],
+            daphne_command("127.0.0.1", self.port),
             cwd=Path(settings.BASE_DIR),
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -52,6 +44,12 @@ class BenchServer:
                 time.sleep(0.1)
         self.__exit__()
         raise RuntimeError("the benchmark server did not start")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system), from /proc."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:

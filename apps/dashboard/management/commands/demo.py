@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.dashboard.demo import DEMO_PASSWORD, DEMO_USER, DemoWriter, demo_setup
+from streamdash.serving import daphne_command
 
 
 class Command(BaseCommand):
@@ -39,19 +40,7 @@ class Command(BaseCommand):
         )
         env = {**os.environ}
         env.setdefault("DEBUG", "1" if settings.DEBUG else "0")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                options["host"],
-                "-p",
-                str(options["port"]),
-                "streamdash.asgi:application",
-            ],
-            env=env,
-        )
+        server = subprocess.Popen(daphne_command(options["host"], options["port"]), env=env)
         stop = threading.Event()
         # SIGTERM stops the demo like Ctrl-C does: the finally below ends daphne too.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -31,9 +31,20 @@ def _history(command: BaseCommand, options: dict[str, Any]) -> None:
     bench.run(options["chunks"], options["repeat"], command.stdout.write)
 
 
+def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
+    import json
+
+    from apps.retention.bench import bench_purge
+
+    for batch_size in (1_000, 5_000, 20_000):
+        result = bench_purge(runs=20, chunks_per_run=options["chunks"] // 20, batch_size=batch_size)
+        command.stdout.write(json.dumps(result))
+
+
 SCENARIOS: dict[str, Callable[[BaseCommand, dict[str, Any]], None]] = {
     "append": _append,
     "history": _history,
+    "purge": _purge,
 }
 
 
@@ -46,7 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=100, help="chunks per batch")
         parser.add_argument("--chunk-bytes", type=int, default=64, help="bytes per chunk")
         parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
-        parser.add_argument("--chunks", type=int, default=1_000_000, help="history: stream size")
+        parser.add_argument("--chunks", type=int, default=1_000_000, help="history/purge: chunks")
         parser.add_argument("--repeat", type=int, default=20, help="history: renders per page")
 
     def handle(self, *args: Any, **options: Any) -> None:

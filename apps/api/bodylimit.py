@@ -1,0 +1,129 @@
+"""Request body limits enforced while the body is read, whatever Content-Length says.
+
+Django's ASGI handler (``django/core/handlers/asgi.py``, ``ASGIHandler.read_body``) reads the
+whole body into a spooled temporary file before any middleware or view runs, without a size
+limit; ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is checked later, and only against the Content-Length
+header. A chunked body (no Content-Length) or one that lies about its length would be read in
+full. This ASGI wrapper sits in front of Django and counts the bytes as they arrive:
+
+- Content-Length over the limit → 413 at once, before a byte of body is read;
+- more bytes than the limit (no Content-Length) → 413 as soon as the limit is passed;
+- a Content-Length that is not a number, repeated with different values, or that disagrees
+  with the bytes actually received (more or fewer) → 400.
+
+On a rejection it tells Django the client went away (Django then returns without answering)
+and answers itself. Daphne note: Twisted buffers each request body before the application
+sees it, so the limit protects the application and its memory but not the server's temp
+disk; put a proxy limit (nginx ``client_max_body_size``) in front for that.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+__all__ = ["RequestBodyLimit"]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, code: str, message: str, **facts: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = json.dumps({"error": {"code": code, "message": message, **facts}}).encode()
+
+
+def _declared_length(scope: Scope) -> int | None:
+    values = {v.strip() for k, v in scope.get("headers", []) if k.lower() == b"content-length"}
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _Rejected(400, "bad_request", "Conflicting Content-Length headers.")
+    (value,) = values
+    if not value.isdigit():
+        raise _Rejected(400, "bad_request", "Content-Length is not a whole number.")
+    return int(value)
+
+
+def _too_large(limit: int) -> _Rejected:
+    return _Rejected(
+        413, "too_large", f"The request body is larger than {limit} bytes.", limit=limit
+    )
+
+
+async def _answer(send: Any, rejected: _Rejected) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": rejected.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(rejected.body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+                (b"cross-origin-resource-policy", b"cross-origin"),
+                (b"access-control-allow-origin", b"*"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": rejected.body})
+
+
+class RequestBodyLimit:
+    """ASGI middleware: ``RequestBodyLimit(django_asgi_app)``; the limit is
+    ``STREAMDASH_MAX_REQUEST_BYTES``, read per request (tests may change it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = int(settings.STREAMDASH_MAX_REQUEST_BYTES)
+        try:
+            declared = _declared_length(scope)
+            if declared is not None and declared > limit:
+                raise _too_large(limit)
+        except _Rejected as rejected:
+            await _answer(send, rejected)
+            return
+
+        received = 0
+        finished = False
+        rejection: _Rejected | None = None
+
+        async def limited_receive() -> Message:
+            nonlocal received, finished, rejection
+            if finished:
+                return await receive()
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            received += len(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if received > limit:
+                rejection = _too_large(limit)
+            elif declared is not None and (
+                received > declared or (not more and received < declared)
+            ):
+                rejection = _Rejected(
+                    400,
+                    "bad_request",
+                    f"The body has {'more' if received > declared else 'fewer'} bytes than its "
+                    f"Content-Length ({declared}).",
+                    content_length=declared,
+                )
+            if rejection is not None:
+                finished = True
+                return {"type": "http.disconnect"}
+            finished = not more
+            return message
+
+        await self.app(scope, limited_receive, send)
+        if rejection is not None:
+            await _answer(send, rejection)

@@ -1,0 +1,71 @@
+"""Secrets never reach a log: ``?token=…``, ``Authorization`` values, bearer credentials,
+API keys (``sd_sk_…``) and anything shaped like a JWT are replaced by ``[redacted]``.
+
+Two places write request lines: the logging module (Django, Channels, Daphne's own errors
+and ``manage.py runserver``'s access lines), covered by ``RedactSecretsFilter`` on every
+handler in ``settings.LOGGING``; and Daphne's CLI access log (``daphne … app``), which writes
+``METHOD /path?query`` straight to a stream, not through logging. ``redact_daphne_access_log``
+wraps that writer once, from ``streamdash/asgi.py`` (imported by Daphne before its server and
+access log start), so the documented ``daphne streamdash.asgi:application`` is covered too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+__all__ = ["RedactSecretsFilter", "redact", "redact_daphne_access_log"]
+
+REDACTED = "[redacted]"
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"([?&;](?:token|access_token|api_key)=)[^&;\s\"'#]*", re.I), r"\1" + REDACTED),
+    (
+        re.compile(r"((?:authorization|http_authorization)[\"']?\s*[:=]\s*[\"']?)[^\"'\n]*", re.I),
+        r"\1" + REDACTED,
+    ),
+    (re.compile(r"(\bbearer\s+)[^\s\"',;]+", re.I), r"\1" + REDACTED),
+    (re.compile(r"sd_sk_[A-Za-z0-9_-]+"), "sd_sk_" + REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrites the record's message (and formatted traceback) with secrets removed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the caller's bug; log it as is
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def redact_daphne_access_log() -> None:
+    """Make Daphne's CLI access log redact request lines (idempotent)."""
+    try:
+        from daphne import access
+    except ImportError:  # another ASGI server: its logs go through logging
+        return
+    original = access.AccessLogGenerator.write_entry
+    if getattr(original, "redacts_secrets", False):
+        return
+
+    def write_entry(self: Any, host: Any, date: Any, request: str, *args: Any, **kw: Any) -> Any:
+        return original(self, host, date, redact(request), *args, **kw)
+
+    write_entry.redacts_secrets = True  # type: ignore[attr-defined]
+    access.AccessLogGenerator.write_entry = write_entry  # type: ignore[method-assign]

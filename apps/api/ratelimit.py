@@ -1,0 +1,119 @@
+"""Per-credential rate limits for writes to /api/ and /ds/: 429 with ``Retry-After``.
+
+An in-process token bucket per credential (API key, token or, for the public /ds/ namespace,
+the client address). The bucket is keyed by a digest of the credential string, before any
+database lookup: a flood of writes costs a dict lookup, not a query, and nobody can drain
+someone else's bucket by forging a token that merely *claims* their subject.
+
+Limits are per server process: with N processes behind a load balancer a key gets up to N
+times the rate. That is the intended trade (no shared store on the hot path); put a shared
+limit in the proxy when an exact global limit matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+
+from apps.api.errors import error_response
+from apps.streams.errors import RateLimited
+
+__all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key"]
+
+_PREFIXES = ("/api/", "/ds/")
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_MAX_KEYS = 100_000
+
+
+class TokenBuckets:
+    """Token buckets keyed by string: ``rate`` tokens a second, at most ``burst`` saved up.
+    The least recently used keys are forgotten past ``max_keys`` (a forgotten key starts
+    full again, which only ever errs towards letting a request through)."""
+
+    def __init__(self, max_keys: int = _MAX_KEYS) -> None:
+        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def take(self, key: str, *, rate: float, burst: float, now: float | None = None) -> float:
+        """Take one token. Returns 0 when allowed, else the seconds until one is available."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, stamp = self._state.pop(key, (burst, now))
+            tokens = min(burst, tokens + (now - stamp) * rate)
+            if tokens >= 1:
+                self._state[key] = (tokens - 1, now)
+                wait = 0.0
+            else:
+                self._state[key] = (tokens, now)
+                wait = (1 - tokens) / rate
+            while len(self._state) > self._max_keys:
+                self._state.popitem(last=False)
+        return wait
+
+    def clear(self) -> None:
+        with self._lock:
+            self._state.clear()
+
+
+buckets = TokenBuckets()
+
+
+def rate_key(request: HttpRequest) -> str:
+    """Who is writing: a digest of the bearer credential, else the client address."""
+    header = request.headers.get("Authorization", "")
+    credential = header.partition(" ")[2].strip() or request.GET.get("token", "")
+    if credential:
+        return "c:" + hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()
+    return "ip:" + str(request.META.get("REMOTE_ADDR", ""))
+
+
+def _limited(request: HttpRequest) -> HttpResponseBase | None:
+    rate = float(settings.STREAMDASH_RATE_LIMIT_PER_SECOND)
+    if rate <= 0 or request.method not in _WRITE_METHODS:
+        return None
+    if not request.path.startswith(_PREFIXES):
+        return None
+    burst = max(1.0, float(settings.STREAMDASH_RATE_LIMIT_BURST))
+    wait = buckets.take(rate_key(request), rate=rate, burst=burst)
+    if wait <= 0:
+        return None
+    retry_after = max(1, math.ceil(wait))
+    return error_response(
+        RateLimited(
+            f"Too many writes with these credentials; retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
+            limit_per_second=rate,
+            burst=int(burst),
+        )
+    )
+
+
+class RateLimitMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return _limited(request) or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+        return _limited(request) or await get_response(request)

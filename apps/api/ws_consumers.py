@@ -1,0 +1,175 @@
+"""Token-authenticated WebSocket reads for non-browser readers (and browsers with a token):
+``ws/v1/runs/<run>/streams/<key>?token=…[&offset=…|&start_index=N][&timeout=S]``.
+
+No cookies are involved, so this route needs no Origin check (the dashboard's cookie-based
+socket has one): the credential is the token (``?token=``) or an ``Authorization: Bearer``
+header with a token or an API key. The connection is accepted, then refused with a JSON
+``error`` frame and close code ``4000 + HTTP status`` (4401, 4403, 4404, 4410…) when the
+credentials or the position are not good, so a client learns why.
+
+Frames (text, JSON): ``{"type": "chunks", "start_index", "next_index", "up_to_date",
+"closed", "chunks": [{"index", "data"[, "encoding"]}]}``; then ``{"type": "end", "reason"}``
+with ``closed`` (close 1000), ``timeout`` (1000) or ``token_expired`` (4401, at the token's
+``exp`` — a reader never outlives its token). Incoming messages are ignored; Daphne's
+``--websocket-max-message-size`` / ``--websocket-max-frame-size`` bound what a client may send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.urls import path
+from django.utils import timezone
+
+from apps.api.chunk_json import chunk_object
+from apps.projects.access import authenticate_credential
+from apps.runs.models import Run
+from apps.streams.errors import BadRequest, DomainError, NotFound, StreamNotFound
+from apps.streams.live import check_retained, follow
+from apps.streams.models import Stream
+from apps.streams.offsets import parse_offset
+
+__all__ = ["StreamReaderConsumer", "websocket_urlpatterns"]
+
+TOKEN_EXPIRED = 4401
+
+
+@dataclass(frozen=True)
+class _Opened:
+    stream_id: int
+    content_type: str
+    start: int
+    expires_at: float | None  # the token's exp (epoch seconds), None for an API key
+    idle_timeout: float | None
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def _credential(scope: dict[str, Any], query: dict[str, str]) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and secret.strip():
+                return secret.strip()
+    return query.get("token") or None
+
+
+def _start(query: dict[str, str], tail: int) -> int:
+    if "start_index" in query:
+        if not query["start_index"].isdigit():
+            raise BadRequest("start_index must be a whole number.")
+        return min(int(query["start_index"]), tail)
+    if "offset" in query:
+        return min(parse_offset(query["offset"], tail=tail), tail)
+    return 0
+
+
+def _idle_timeout(query: dict[str, str]) -> float | None:
+    if "timeout" not in query:
+        return None
+    try:
+        value = float(query["timeout"])
+    except ValueError:
+        raise BadRequest("timeout must be a number of seconds.") from None
+    if not value > 0:
+        raise BadRequest("timeout must be positive.")
+    return value
+
+
+def _open(scope: dict[str, Any]) -> _Opened:
+    kwargs = scope["url_route"]["kwargs"]
+    run_id, key = kwargs["run_id"], kwargs["key"]
+    query = _query(scope)
+    principal = authenticate_credential(_credential(scope, query))
+    principal.require("read", run_id=run_id, key=key)
+    if not Run.objects.filter(project=principal.project, pk=run_id).exists():
+        raise NotFound(f"Run {run_id!r} not found.", run=run_id)
+    stream = Stream.objects.filter(run_id=run_id, key=key).first()
+    if stream is None or (stream.expires_at is not None and stream.expires_at <= timezone.now()):
+        raise StreamNotFound(f"Stream {key!r} not found.", stream=key)
+    start = _start(query, stream.next_index)
+    check_retained(stream.first_index, start)
+    expires = principal.expires_at.timestamp() if principal.expires_at else None
+    return _Opened(stream.pk, stream.content_type, start, expires, _idle_timeout(query))
+
+
+class StreamReaderConsumer(AsyncWebsocketConsumer):
+    _pump: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        try:
+            opened = await database_sync_to_async(_open)(self.scope)
+        except DomainError as exc:
+            await self._fail(exc)
+            return
+        self._pump = asyncio.create_task(self._send_chunks(opened))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Readers have nothing to say; what they send is ignored."""
+
+    async def disconnect(self, code: int) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+
+    async def _fail(self, exc: DomainError) -> None:
+        error = {"code": exc.code, "message": exc.message, **exc.facts}
+        await self.send(json.dumps({"type": "error", "error": error}, default=str))
+        await self.close(code=4000 + exc.status)
+
+    async def _send_chunks(self, opened: _Opened) -> None:
+        token_left = None if opened.expires_at is None else opened.expires_at - time.time()
+        closed = False
+        try:
+            async for batch in follow(
+                opened.stream_id,
+                opened.start,
+                idle_timeout=opened.idle_timeout,
+                max_seconds=None if token_left is None else max(0.0, token_left),
+            ):
+                if batch is None:
+                    continue
+                closed = batch.closed
+                chunks = b",".join(
+                    chunk_object({"index": c.index}, c.data, opened.content_type)
+                    for c in batch.chunks
+                )
+                head = {
+                    "type": "chunks",
+                    "start_index": batch.chunks[0].index if batch.chunks else batch.next_index,
+                    "next_index": batch.next_index,
+                    "up_to_date": batch.up_to_date,
+                    "closed": batch.closed,
+                }
+                frame = json.dumps(head)[:-1].encode() + b',"chunks":[' + chunks + b"]}"
+                await self.send(frame.decode("utf-8"))
+        except DomainError as exc:
+            await self._fail(exc)
+            return
+        expired = opened.expires_at is not None and time.time() >= opened.expires_at - 0.05
+        if closed:
+            reason, code = "closed", 1000
+        elif expired:
+            reason, code = "token_expired", TOKEN_EXPIRED
+        else:
+            reason, code = "timeout", 1000
+        await self.send(json.dumps({"type": "end", "reason": reason}))
+        await self.close(code=code)
+
+
+websocket_urlpatterns = [
+    path("ws/v1/runs/<str:run_id>/streams/<str:key>", StreamReaderConsumer.as_asgi()),
+]

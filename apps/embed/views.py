@@ -1,0 +1,20 @@
+"""/examples/: the three ways to show a stream in an application page, live on a real run."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from apps.embed.selectors import example_run
+from apps.projects.tokens import token_mint
+
+
+@login_required
+@require_GET
+def examples(request: HttpRequest) -> HttpResponse:
+    run = example_run(request.GET.get("run"))
+    # A read token scoped to this one run, as an application backend would mint for its page.
+    token = token_mint(project_id=run.project_id, scopes=[f"read:runs:{run.id}"]) if run else ""
+    return render(request, "embed/examples.html", {"run": run, "token": token, "nav": "examples"})

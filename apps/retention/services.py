@@ -1,0 +1,200 @@
+"""The retention purge: delete what has expired, in short transactions, and say what was freed.
+
+What expires: the chunks of runs whose ``expires_at`` has passed, and standalone streams whose
+``expires_at`` (Stream-TTL / Stream-Expires-At) has passed.
+
+How: one stream at a time, ``batch_size`` chunks per transaction, oldest first. Each batch
+raises ``Stream.first_index`` past the chunks it deletes in the same transaction, so a purge
+cut off half way leaves a consistent stream whose readers get 410 with the earliest index
+still there — never a silent skip. Locks are held for one batch only (milliseconds), and the
+keyset range ``(stream, index) < (s, first_index + batch)`` walks the primary key.
+
+Afterwards a purged run stays as a tombstone (status ``expired``, its streams empty with
+``first_index == next_index``) for ``STREAMDASH_PURGE_TOMBSTONE_DAYS``: a reader asking for
+a purged position gets 410 naming the earliest index, not a 404 it could mistake for a typo.
+Then the tombstone goes too. Purged standalone streams are deleted at once (an expired
+standalone stream already answers 404).
+
+One purge at a time: on PostgreSQL a session advisory lock keeps the schedulers of N server
+processes (and cron) from purging side by side; every step is idempotent anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from apps.projects.models import Project
+from apps.runs.models import Run, RunStatus
+from apps.streams.models import Chunk, Stream
+
+__all__ = ["PurgeReport", "purge_expired", "purge_preview"]
+
+_ADVISORY_LOCK = 0x5D_9E_7E_01  # "streamdash purge"
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    dry_run: bool
+    runs_expired: int = 0  # runs whose chunks were (or would be) purged
+    streams_purged: int = 0  # streams emptied
+    chunks_deleted: int = 0
+    bytes_freed: int = 0
+    runs_deleted: int = 0  # tombstones removed
+    skipped: bool = False  # another purge held the lock
+    seconds: float = 0.0
+    streams: list[int] = field(default_factory=list, repr=False)
+
+    def summary(self) -> str:
+        verb = "would free" if self.dry_run else "freed"
+        return (
+            f"{verb} {self.chunks_deleted} chunks ({self.bytes_freed} bytes) in "
+            f"{self.streams_purged} streams of {self.runs_expired} expired runs; "
+            f"{self.runs_deleted} tombstones removed; {self.seconds:.2f} s"
+        )
+
+
+Progress = Callable[[PurgeReport], None]
+
+
+def _expired_runs(now: dt.datetime, projects: Iterable[Project] | None) -> QuerySet[Run]:
+    runs = Run.objects.filter(expires_at__lte=now)
+    return runs.filter(project__in=list(projects)) if projects is not None else runs
+
+
+def _due_streams(now: dt.datetime, projects: Iterable[Project] | None) -> QuerySet[Stream]:
+    """Streams with chunks to delete: of expired runs, or standalone and expired."""
+    streams = Stream.objects.filter(
+        Q(run__expires_at__lte=now) | Q(run__isnull=True, expires_at__lte=now)
+    )
+    if projects is not None:
+        streams = streams.filter(project__in=list(projects))
+    return streams
+
+
+def _tombstones(now: dt.datetime, projects: Iterable[Project] | None) -> QuerySet[Run]:
+    grace = dt.timedelta(days=settings.STREAMDASH_PURGE_TOMBSTONE_DAYS)
+    return _expired_runs(now - grace, projects).filter(status=RunStatus.EXPIRED)
+
+
+def purge_preview(
+    *, now: dt.datetime | None = None, projects: Iterable[Project] | None = None
+) -> PurgeReport:
+    """What a purge would delete now: a dry run (no writes, three aggregate queries)."""
+    now = now or timezone.now()
+    projects = list(projects) if projects is not None else None
+    streams = _due_streams(now, projects).filter(first_index__lt=F("next_index"))
+    totals = streams.aggregate(
+        n=Count("pk"), chunks=Sum(F("next_index") - F("first_index")), size=Sum("byte_size")
+    )
+    return PurgeReport(
+        dry_run=True,
+        runs_expired=_expired_runs(now, projects).exclude(status=RunStatus.EXPIRED).count(),
+        streams_purged=totals["n"] or 0,
+        chunks_deleted=totals["chunks"] or 0,
+        bytes_freed=totals["size"] or 0,
+        runs_deleted=_tombstones(now, projects).count(),
+        streams=list(streams.values_list("pk", flat=True)),
+    )
+
+
+def _purge_batch(stream_id: int, batch_size: int) -> tuple[int, int, bool]:
+    """Delete the oldest ``batch_size`` chunks of one stream. Returns (chunks, bytes, done)."""
+    with transaction.atomic():
+        row = (
+            Stream.objects.select_for_update()
+            .filter(pk=stream_id)
+            .values_list("first_index", "next_index")
+            .first()
+        )
+        if row is None:
+            return 0, 0, True
+        first, tail = row
+        upto = min(first + batch_size, tail)
+        if upto <= first:
+            return 0, 0, True
+        doomed = Chunk.objects.filter(stream_id=stream_id, index__lt=upto)
+        size = doomed.aggregate(size=Sum(Length("data")))["size"] or 0
+        # Raise the floor first: readers see 410 for what goes, in the same commit.
+        Stream.objects.filter(pk=stream_id).update(
+            first_index=upto, byte_size=F("byte_size") - size
+        )
+        deleted, _ = doomed.delete()
+        return deleted, size, upto >= tail
+
+
+def _try_lock() -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_ADVISORY_LOCK])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_ADVISORY_LOCK])
+
+
+def purge_expired(
+    *,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+    projects: Iterable[Project] | None = None,
+) -> PurgeReport:
+    """Delete expired chunks, streams and run tombstones (see the module docstring)."""
+    began = time.monotonic()
+    now = now or timezone.now()
+    projects = list(projects) if projects is not None else None
+    plan = purge_preview(now=now, projects=projects)
+    if dry_run:
+        return replace(plan, seconds=time.monotonic() - began)
+    batch_size = batch_size or settings.STREAMDASH_PURGE_BATCH_CHUNKS
+    if not _try_lock():
+        return PurgeReport(dry_run=False, skipped=True)
+    try:
+        report = PurgeReport(dry_run=False)
+        for stream_id in plan.streams:
+            done = False
+            while not done:
+                chunks, size, done = _purge_batch(stream_id, batch_size)
+                report = replace(
+                    report,
+                    chunks_deleted=report.chunks_deleted + chunks,
+                    bytes_freed=report.bytes_freed + size,
+                    seconds=time.monotonic() - began,
+                )
+                if progress is not None and chunks:
+                    progress(report)
+            report = replace(report, streams_purged=report.streams_purged + 1)
+        expired = _expired_runs(now, projects).exclude(status=RunStatus.EXPIRED)
+        runs_expired = expired.update(status=RunStatus.EXPIRED)
+        # Emptied standalone streams go at once; their producers go with them.
+        Stream.objects.filter(
+            pk__in=plan.streams, run__isnull=True, first_index=F("next_index")
+        ).delete()
+        runs_deleted = 0
+        while ids := list(_tombstones(now, projects).values_list("pk", flat=True)[:200]):
+            runs_deleted += Run.objects.filter(pk__in=ids).delete()[1].get("runs.Run", 0)
+        report = replace(
+            report,
+            runs_expired=runs_expired,
+            runs_deleted=runs_deleted,
+            seconds=time.monotonic() - began,
+        )
+        if progress is not None:
+            progress(report)
+        return report
+    finally:
+        _unlock()
