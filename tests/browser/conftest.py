@@ -35,10 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_server() -> Iterator[Server]:
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    # Missing Chromium is an error, not a skip: CI installs it (.ci/install.sh).
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}"
     with server_database() as url:
         server = Server(url)
         server.manage("migrate", "--noinput", "-v0")
@@ -55,7 +55,7 @@ def browser_server() -> Iterator[Server]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def writer(browser_server: Server) -> Iterator[httpx.Client]:
     """An API client with a project key, for writing runs and chunks as a task would."""
     key = browser_server.create_project()
@@ -65,7 +65,7 @@ def writer(browser_server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -77,7 +77,7 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def login_state(browser, browser_server: Server, tmp_path_factory) -> str:
     """Log in once through the real login form; later pages reuse the session cookie."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
