@@ -105,7 +105,7 @@ def test_writer_gives_up_in_bounded_time_naming_what_was_acknowledged(
     assert "0 of 10 chunks were acknowledged" in str(info.value)
 
 
-@pytest.mark.skipif(not os.environ.get("STREAMDASH_SOAK"), reason="set STREAMDASH_SOAK=1")
+@pytest.mark.soak
 async def test_soak_100k_chunks_with_resets_every_2_seconds(
     sdk_server: Server, stream_id: str
 ) -> None:
@@ -114,7 +114,7 @@ async def test_soak_100k_chunks_with_resets_every_2_seconds(
     The source is paced over STREAMDASH_SOAK_SECONDS (default 30) so that many resets hit
     both the writer and the live reader mid-stream.
 
-        STREAMDASH_SOAK=1 .venv/bin/pytest tests/sdk/test_faults.py -k soak -s
+        .venv/bin/pytest tests/sdk/test_faults.py -m soak -s
     """
     count = int(os.environ.get("STREAMDASH_SOAK_CHUNKS", "100000"))
     seconds = float(os.environ.get("STREAMDASH_SOAK_SECONDS", "30"))
