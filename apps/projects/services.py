@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import secrets
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.projects.models import ApiKey, Project
 from apps.streams.errors import Conflict, Unauthorized
+from apps.streams.rows import aware_datetime
 
 SECRET_PREFIX = "sd_sk_"
 PUBLIC_PROJECT = "public"
@@ -47,19 +49,39 @@ def project_create(*, name: str) -> tuple[Project, str]:
 
 
 def api_key_authenticate(secret: str) -> ApiKey:
+    """The live key behind a secret. Every API request runs this, so it is one SQL statement
+    rather than an ORM query (whose construction alone costs about 1 ms: see
+    apps/streams/rows.py); a revoked key fails on its very next request."""
     if not secret.startswith(SECRET_PREFIX):
         raise Unauthorized("The API key is not a streamdash secret key (sd_sk_…).")
-    key = (
-        ApiKey.objects.select_related("project")
-        .filter(digest=_digest(secret), revoked_at__isnull=True)
-        .first()
-    )
-    if key is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_AUTH_SQL, [_digest(secret)])
+        row = cursor.fetchone()
+    if row is None:
         raise Unauthorized("The API key is unknown or revoked.")
+    key_id, name, prefix, scopes, last_used, project_id, project_name, days, created = row
+    project = Project(id=project_id, name=project_name, retention_days=days)
+    project.created_at = aware_datetime(created)
+    key = ApiKey(
+        id=key_id,
+        project=project,
+        name=name,
+        prefix=prefix,
+        scopes=json.loads(scopes) if isinstance(scopes, str) else scopes,
+        last_used_at=aware_datetime(last_used),
+    )
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_GRANULARITY:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+_AUTH_SQL = (
+    f"SELECT k.id, k.name, k.prefix, k.scopes, k.last_used_at, p.id, p.name, "
+    f'p.retention_days, p.created_at FROM "{ApiKey._meta.db_table}" k '
+    f'JOIN "{Project._meta.db_table}" p ON p.id = k.project_id '
+    "WHERE k.digest = %s AND k.revoked_at IS NULL"
+)
 
 
 def api_key_revoke(*, key: ApiKey) -> None:

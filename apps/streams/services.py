@@ -18,23 +18,23 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.runs.models import FINAL_STATUSES, Run
-from apps.streams import inserts, notify
+from apps.streams import inserts, notify, producers, rows
 from apps.streams.errors import (
-    BadRequest,
     ContentTypeMismatch,
     EmptyBody,
     NotFound,
     ProducerSeqGap,
     RunFinished,
     SeqConflict,
-    StaleProducerEpoch,
     StreamClosed,
     StreamExists,
     StreamFull,
     StreamNotFound,
 )
-from apps.streams.models import Producer, Stream
+from apps.streams.models import Stream
 from apps.streams.payloads import base_content_type
+from apps.streams.producers import ProducerClaim
+from apps.streams.rows import LockedStream, ProducerState
 
 __all__ = [
     "AppendResult",
@@ -72,15 +72,6 @@ def stream_lookup(ref: StreamRef) -> Stream | None:
     if stream is None or _is_expired(stream, timezone.now()):
         return None
     return stream
-
-
-@dataclass(frozen=True)
-class ProducerClaim:
-    """The idempotent-producer headers of one request."""
-
-    producer_id: str
-    epoch: int
-    seq: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +177,9 @@ def _delete_now(stream: Stream) -> None:
     transaction.on_commit(lambda: notify.stream_deleted(stream_id=stream_pk))
 
 
-def _insert(stream: Stream, chunks: list[bytes], *, producer: str, now: dt.datetime) -> None:
+def _insert(
+    stream: Stream | LockedStream, chunks: list[bytes], *, producer: str, now: dt.datetime
+) -> None:
     size = sum(len(c) for c in chunks)
     if stream.byte_size + size > settings.STREAMDASH_MAX_STREAM_BYTES:
         raise StreamFull(
@@ -202,49 +195,6 @@ def _insert(stream: Stream, chunks: list[bytes], *, producer: str, now: dt.datet
     stream.byte_size += size
 
 
-def _check_producer(stream: Stream, claim: ProducerClaim) -> tuple[Producer | None, bool]:
-    """Returns (state, duplicate). Raises on a stale epoch or a sequence gap."""
-    state = Producer.objects.filter(stream=stream, producer_id=claim.producer_id).first()
-    if state is None:
-        if claim.seq != 0:
-            raise ProducerSeqGap(
-                f"Producer {claim.producer_id!r} is new to this stream: its first seq must be 0, "
-                f"got {claim.seq}.",
-                headers={"Producer-Expected-Seq": "0", "Producer-Received-Seq": str(claim.seq)},
-                expected_seq=0,
-                received_seq=claim.seq,
-            )
-        return None, False
-    if claim.epoch < state.epoch:
-        raise StaleProducerEpoch(
-            f"Producer epoch {claim.epoch} is stale; the current epoch is {state.epoch}.",
-            headers={"Producer-Epoch": str(state.epoch)},
-            current_epoch=state.epoch,
-        )
-    if claim.epoch > state.epoch:
-        if claim.seq != 0:
-            raise BadRequest(
-                f"A new producer epoch must start at Producer-Seq 0, got {claim.seq}.",
-                expected_seq=0,
-                received_seq=claim.seq,
-            )
-        return state, False
-    if claim.seq <= state.last_seq:
-        return state, True
-    if claim.seq != state.last_seq + 1:
-        expected = state.last_seq + 1
-        raise ProducerSeqGap(
-            f"Producer seq {claim.seq} skips ahead; the next expected seq is {expected}.",
-            headers={
-                "Producer-Expected-Seq": str(expected),
-                "Producer-Received-Seq": str(claim.seq),
-            },
-            expected_seq=expected,
-            received_seq=claim.seq,
-        )
-    return state, False
-
-
 def chunks_append(
     *,
     chunks: list[bytes],
@@ -256,27 +206,31 @@ def chunks_append(
     close: bool = False,
 ) -> AppendResult:
     """Append a batch (possibly empty, when only closing) to a stream, durably. The stream is
-    named by ``stream_id`` or by ``ref``; either way it is found and locked in one query."""
+    named by ``stream_id`` or by ``ref``; either way it is found and locked in one query that
+    also reads the producer's state (``apps.streams.rows``)."""
     if not chunks and not close:
         raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
     now = timezone.now()
-    query = _by_ref(ref) if ref is not None else Stream.objects.filter(pk=stream_id)
+    where = (
+        {"project_id": ref.project_id, "run_id": ref.run_id, "key": ref.key}
+        if ref is not None
+        else {"stream_id": stream_id}
+    )
     with transaction.atomic():
-        stream = query.select_for_update().first()
-        if stream is None or _is_expired(stream, now):
+        stream, state = rows.lock_for_append(
+            producer_id=producer.producer_id if producer else None, **where
+        )
+        if stream is None or (stream.expires_at is not None and stream.expires_at <= now):
             raise StreamNotFound("Stream not found.")
         if producer is not None:
             try:
-                state, duplicate = _check_producer(stream, producer)
+                if producers.is_duplicate(state, producer):
+                    assert state is not None
+                    return _duplicate_result(stream, state, producer)
             except ProducerSeqGap:
                 if stream.closed:
                     raise _closed(stream) from None
                 raise
-            if duplicate:
-                assert state is not None
-                return _duplicate_result(stream, state, producer)
-        else:
-            state = None
         if stream.closed:
             if close and not chunks:
                 return AppendResult(stream.pk, stream.next_index, stream.next_index, True)
@@ -309,19 +263,14 @@ def chunks_append(
         if stream.ttl_seconds is not None:
             # Stream-TTL is an idle timeout: every append or close renews it.
             stream.expires_at = now + dt.timedelta(seconds=stream.ttl_seconds)
-        stream.save(
-            update_fields=[
-                "next_index",
-                "byte_size",
-                "closed",
-                "closed_at",
-                "last_stream_seq",
-                "expires_at",
-                "updated_at",
-            ]
+        result = {"start": start, "next": stream.next_index, "closed": close}
+        rows.save_append(
+            stream,
+            now=now,
+            producer=(producer.producer_id, producer.epoch, producer.seq, result)
+            if producer is not None
+            else None,
         )
-        if producer is not None:
-            _save_producer(stream, state, producer, start, close)
         end, closed, pk = stream.next_index, stream.closed, stream.pk
         small = notify.inline_chunks(start, chunks, now, producer.producer_id if producer else "")
         transaction.on_commit(
@@ -332,24 +281,9 @@ def chunks_append(
     return AppendResult(pk, start, end, closed, producer=producer)
 
 
-def _save_producer(
-    stream: Stream, state: Producer | None, claim: ProducerClaim, start: int, close: bool
-) -> None:
-    result = {"start": start, "next": stream.next_index, "closed": close}
-    if state is None:
-        Producer.objects.create(
-            stream=stream,
-            producer_id=claim.producer_id,
-            epoch=claim.epoch,
-            last_seq=claim.seq,
-            last_result=result,
-        )
-    else:
-        state.epoch, state.last_seq, state.last_result = claim.epoch, claim.seq, result
-        state.save(update_fields=["epoch", "last_seq", "last_result", "updated_at"])
-
-
-def _duplicate_result(stream: Stream, state: Producer, claim: ProducerClaim) -> AppendResult:
+def _duplicate_result(
+    stream: LockedStream, state: ProducerState, claim: ProducerClaim
+) -> AppendResult:
     original = state.last_result if claim.seq == state.last_seq else {}
     return AppendResult(
         stream.pk,
@@ -361,7 +295,7 @@ def _duplicate_result(stream: Stream, state: Producer, claim: ProducerClaim) -> 
     )
 
 
-def _closed(stream: Stream) -> StreamClosed | RunFinished:
+def _closed(stream: LockedStream) -> StreamClosed | RunFinished:
     """The error for a write to a closed stream. A run reaching a final status closes its
     streams (under their row locks), so an open stream always belongs to an unfinished run,
     and only this error path needs to look at the run."""

@@ -1,0 +1,153 @@
+"""The append's own statements, in SQL: lock the stream (with its producer's state) and save.
+
+Why not the ORM on this path: measured here (PostgreSQL 15, Django 5.2), building an ORM query
+costs about 1 ms of CPU, several times the query itself, and an append ran four of them. These
+two statements replace them: one ``SELECT … FOR UPDATE`` that also brings the producer's row,
+and one save (on PostgreSQL a single statement that updates the stream and upserts the
+producer). Column names come from the models, so a renamed field fails loudly here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from apps.streams.models import Producer, Stream
+
+_S = Stream._meta.db_table
+_P = Producer._meta.db_table
+
+
+@dataclass
+class LockedStream:
+    """The columns of a stream row that the write path reads and changes."""
+
+    pk: int
+    run_id: str | None
+    content_type: str
+    next_index: int
+    byte_size: int
+    closed: bool
+    ttl_seconds: int | None
+    expires_at: dt.datetime | None
+    last_stream_seq: str
+    closed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProducerState:
+    epoch: int
+    last_seq: int
+    last_result: dict[str, Any]
+
+
+def aware_datetime(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    stamp = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    # SQLite gives naive datetimes (or text); Django stores UTC there.
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str | bytes) else dict(value or {})
+
+
+def lock_for_append(
+    *,
+    producer_id: str | None,
+    stream_id: int | None = None,
+    project_id: int | None = None,
+    run_id: str | None = None,
+    key: str | None = None,
+) -> tuple[LockedStream | None, ProducerState | None]:
+    """Lock a stream row for this transaction (by id, or by project/run/key) and read the
+    producer's state with it, in one round trip."""
+    if stream_id is not None:
+        where, params = "s.id = %s", [stream_id]
+    elif run_id is not None:
+        where, params = (
+            "s.project_id = %s AND s.run_id = %s AND s.key = %s",
+            [
+                project_id,
+                run_id,
+                key,
+            ],
+        )
+    else:
+        where, params = "s.project_id = %s AND s.run_id IS NULL AND s.key = %s", [project_id, key]
+    lock = " FOR UPDATE OF s" if connection.vendor == "postgresql" else ""
+    sql = (
+        "SELECT s.id, s.run_id, s.content_type, s.next_index, s.byte_size, s.closed, "
+        "s.ttl_seconds, s.expires_at, s.last_stream_seq, p.epoch, p.last_seq, p.last_result "
+        f'FROM "{_S}" s LEFT JOIN "{_P}" p ON p.stream_id = s.id AND p.producer_id = %s '
+        f"WHERE {where}{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [producer_id or "", *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    stream = LockedStream(
+        pk=row[0],
+        run_id=row[1],
+        content_type=row[2],
+        next_index=row[3],
+        byte_size=row[4],
+        closed=bool(row[5]),
+        ttl_seconds=row[6],
+        expires_at=aware_datetime(row[7]),
+        last_stream_seq=row[8],
+    )
+    state = ProducerState(row[9], row[10], _json(row[11])) if row[9] is not None else None
+    return stream, state
+
+
+def save_append(
+    stream: LockedStream,
+    *,
+    now: dt.datetime,
+    producer: tuple[str, int, int, dict[str, Any]] | None,
+) -> None:
+    """Write back the stream's counters and, for a producer, its (id, epoch, seq, result)."""
+    ops = connection.ops
+    stamp = ops.adapt_datetimefield_value(now)
+    update = (
+        f'UPDATE "{_S}" SET next_index = %s, byte_size = %s, closed = %s, '
+        "closed_at = COALESCE(closed_at, %s), last_stream_seq = %s, expires_at = %s, "
+        "updated_at = %s WHERE id = %s"
+    )
+    update_params = [
+        stream.next_index,
+        stream.byte_size,
+        stream.closed,
+        ops.adapt_datetimefield_value(stream.closed_at),
+        stream.last_stream_seq,
+        ops.adapt_datetimefield_value(stream.expires_at),
+        stamp,
+        stream.pk,
+    ]
+    with connection.cursor() as cursor:
+        if producer is None:
+            cursor.execute(update, update_params)
+            return
+        producer_id, epoch, seq, result = producer
+        json_value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        upsert = (
+            f'INSERT INTO "{_P}" (stream_id, producer_id, epoch, last_seq, last_result, '
+            f"updated_at) VALUES (%s, %s, %s, %s, {json_value}, %s) "
+            "ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch, "
+            "last_seq = excluded.last_seq, last_result = excluded.last_result, "
+            "updated_at = excluded.updated_at"
+        )
+        upsert_params = [stream.pk, producer_id, epoch, seq, json.dumps(result), stamp]
+        if connection.vendor == "postgresql":
+            # One round trip: the stream's update rides along as a data-modifying CTE.
+            cursor.execute(f"WITH s AS ({update}) {upsert}", update_params + upsert_params)
+        else:
+            cursor.execute(update, update_params)
+            cursor.execute(upsert, upsert_params)
