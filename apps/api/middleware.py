@@ -6,14 +6,11 @@ Site pages (dashboard, admin) get the ``STREAMDASH_CSP`` policy and same-origin 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apps.api.protocol import EXPOSED_HEADERS, PROTOCOL_HEADERS
+from streamdash.middleware import HookMiddleware
 
 _PREFIXES = ("/ds/", "/api/")
 # Stream bodies are data, never a document of this origin: no scripts, no plugins, no framing,
@@ -44,32 +41,14 @@ def _preflight() -> HttpResponse:
     return response
 
 
-class StreamCorsMiddleware:
-    sync_capable = True
-    async_capable = True
+class StreamCorsMiddleware(HookMiddleware):
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        if request.method == "OPTIONS" and request.path.startswith(_PREFIXES):
+            return _preflight()
+        return None
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        if not request.path.startswith(_PREFIXES):
-            return self.get_response(request)
-        if request.method == "OPTIONS":
-            return _decorate(request, _preflight())
-        return _decorate(request, self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        if not request.path.startswith(_PREFIXES):
-            return await get_response(request)
-        if request.method == "OPTIONS":
-            return _decorate(request, _preflight())
-        return _decorate(request, await get_response(request))
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return _decorate(request, response) if request.path.startswith(_PREFIXES) else response
 
 
 def _site_headers(response: HttpResponseBase) -> HttpResponseBase:
@@ -80,23 +59,8 @@ def _site_headers(response: HttpResponseBase) -> HttpResponseBase:
     return response
 
 
-class SiteSecurityHeadersMiddleware:
+class SiteSecurityHeadersMiddleware(HookMiddleware):
     """CSP and CORP for the dashboard and admin pages (the API sets its own)."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        return _site_headers(self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        return _site_headers(await get_response(request))
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return _site_headers(response)

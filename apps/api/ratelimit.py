@@ -17,15 +17,13 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from apps.api.errors import error_response
 from apps.streams.errors import RateLimited
+from streamdash.middleware import HookMiddleware
 
 __all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key"]
 
@@ -99,21 +97,6 @@ def _limited(request: HttpRequest) -> HttpResponseBase | None:
     )
 
 
-class RateLimitMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        return _limited(request) or self.get_response(request)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        return _limited(request) or await get_response(request)
+class RateLimitMiddleware(HookMiddleware):
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        return _limited(request)

@@ -9,11 +9,9 @@ set their own policy (raw chunk downloads) keep it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+
+from streamdash.middleware import HookMiddleware
 
 POLICY = "; ".join(
     [
@@ -41,23 +39,6 @@ def _add_policy(request: HttpRequest, response: HttpResponseBase) -> HttpRespons
     return response
 
 
-class ContentSecurityPolicyMiddleware:
-    """Sync and async capable, so it never makes an async view hop threads."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        return _add_policy(request, self.get_response(request))
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        return _add_policy(request, await get_response(request))
+class ContentSecurityPolicyMiddleware(HookMiddleware):
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return _add_policy(request, response)

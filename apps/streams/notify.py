@@ -55,15 +55,16 @@ def _send(group: str, message: dict[str, object]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    loop = threads.server_loop()
-    if loop is not None:
-        # Inside a server: hand the send to the server's loop (where the hub listens) and
-        # return at once; the writer's acknowledgement does not wait for the readers.
+    loop = threads.calling_loop()
+    if loop is not None and loop.is_running():
+        # On a pool thread (apps.streams.threads): hand the send to the loop that awaits this
+        # call (where the hub listens) and return at once; the acknowledgement does not wait.
         future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
         future.add_done_callback(_log_failure)
         return
     try:
-        # A management command or worker process: a short-lived loop, from which only a
+        # In a sync_to_async thread async_to_sync runs the send on the outer event loop; in a
+        # management command or worker, on a short-lived loop, from which only a
         # cross-process (Redis) layer can reach readers.
         async_to_sync(layer.group_send)(group, message)
     except Exception:

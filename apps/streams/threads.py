@@ -5,13 +5,15 @@ its own that lives as long as the response (one per live reader), and outside a 
 calls share Django's single sync thread. These pools are bounded and shared: ``read`` serves
 the hub and live readers, ``write`` the stream URLs' appends and catch-up reads. Each call
 starts and ends with ``close_old_connections`` so a pooled PostgreSQL connection goes back to
-the pool between calls, as it would at the end of a request.
+the pool between calls, as it would at the end of a request, and knows the event loop that
+awaits it (``calling_loop``), which is where its notifications are sent from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,7 +24,7 @@ from django.db import close_old_connections
 T = TypeVar("T")
 
 _pools: dict[str, ThreadPoolExecutor] = {}
-_server_loop: asyncio.AbstractEventLoop | None = None
+_local = threading.local()
 
 
 def _pool(name: str) -> ThreadPoolExecutor:
@@ -33,29 +35,27 @@ def _pool(name: str) -> ThreadPoolExecutor:
     return pool
 
 
-def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+def _call(
+    loop: asyncio.AbstractEventLoop,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
     close_old_connections()
+    _local.loop = loop
     try:
         return fn(*args, **kwargs)
     finally:
+        _local.loop = None
         close_old_connections()
 
 
 async def run_in(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` on the named pool and await its result."""
     loop = asyncio.get_running_loop()
-    bind_loop(loop)
-    return await loop.run_in_executor(_pool(name), functools.partial(_call, fn, args, kwargs))
+    return await loop.run_in_executor(_pool(name), functools.partial(_call, loop, fn, args, kwargs))
 
 
-def bind_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Remember the server's event loop, where notifications must be sent from."""
-    global _server_loop
-    _server_loop = loop
-
-
-def server_loop() -> asyncio.AbstractEventLoop | None:
-    loop = _server_loop
-    if loop is None or loop.is_closed() or not loop.is_running():
-        return None
-    return loop
+def calling_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop that handed the current pool call over, if this thread runs one."""
+    return getattr(_local, "loop", None)
