@@ -7,7 +7,7 @@
 # 1. apt: redis-server and chromium, only if missing (plus PostgreSQL server binaries and
 #    python3-venv, again only if missing, so that a fresh Debian machine works).
 # 2. <repo>/.venv with `pip install -e '.[dev]'` (re-run only when pyproject.toml changes).
-# 3. `npm ci` in tests/conformance when it has a package-lock.json (re-run only when the
+# 3. `npm ci` in tests/conformance and tests/browser/react (re-run only when a
 #    lock file changes).
 
 _sd_install_main() {
@@ -88,29 +88,36 @@ _sd_install_main() {
     *) export PATH="$venv/bin:$PATH" ;;
     esac
 
-    # --- conformance suite (node) ---------------------------------------------------------
-    local conf="$root/tests/conformance"
-    if [[ -f "$conf/package-lock.json" ]]; then
-        if ! command -v npm >/dev/null 2>&1; then
-            printf 'install: ERROR: npm not found (needed for tests/conformance)\n' >&2
-            return 1
-        fi
-        local lockhash
-        lockhash="$(cat "$conf/package-lock.json" "$conf/package.json" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-        if [[ ! -f "$conf/node_modules/.streamdash-npm-stamp" ||
-            "$(cat "$conf/node_modules/.streamdash-npm-stamp")" != "$lockhash" ]]; then
-            _sd_say "npm ci in tests/conformance"
-            (cd "$conf" && npm ci --no-audit --no-fund --loglevel=error) || {
-                printf 'install: ERROR: npm ci in tests/conformance failed\n' >&2
-                return 1
-            }
-            mkdir -p "$conf/node_modules"
-            printf '%s\n' "$lockhash" >"$conf/node_modules/.streamdash-npm-stamp"
-        else
-            _sd_say "tests/conformance/node_modules is up to date"
-        fi
-    fi
+    # --- npm packages: the conformance suite, React for the browser tests -----------------
+    local dir
+    for dir in "$root/tests/conformance" "$root/tests/browser/react"; do
+        _sd_npm_ci "$dir" || return 1
+    done
     return 0
+}
+
+# npm ci in DIR when its lock file changed since the last install (a stamp in node_modules).
+_sd_npm_ci() {
+    local dir="$1" name lockhash
+    [[ -f "$dir/package-lock.json" ]] || return 0
+    name="${dir#"$root"/}"
+    if ! command -v npm >/dev/null 2>&1; then
+        printf 'install: ERROR: npm not found (needed for %s)\n' "$name" >&2
+        return 1
+    fi
+    lockhash="$(cat "$dir/package-lock.json" "$dir/package.json" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$dir/node_modules/.streamdash-npm-stamp" &&
+        "$(cat "$dir/node_modules/.streamdash-npm-stamp")" == "$lockhash" ]]; then
+        _sd_say "$name/node_modules is up to date"
+        return 0
+    fi
+    _sd_say "npm ci in $name"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || {
+        printf 'install: ERROR: npm ci in %s failed\n' "$name" >&2
+        return 1
+    }
+    mkdir -p "$dir/node_modules"
+    printf '%s\n' "$lockhash" >"$dir/node_modules/.streamdash-npm-stamp"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

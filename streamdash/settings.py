@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.api",
     "apps.dashboard",
     "apps.retention",
+    "apps.embed",
 ]
 
 MIDDLEWARE = [

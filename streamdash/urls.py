@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("apps.api.urls")),
     path("", include("apps.dashboard.urls")),
+    path("", include("apps.embed.urls")),
 ]

@@ -17,4 +17,11 @@ def examples(request: HttpRequest) -> HttpResponse:
     run = example_run(request.GET.get("run"))
     # A read token scoped to this one run, as an application backend would mint for its page.
     token = token_mint(project_id=run.project_id, scopes=[f"read:runs:{run.id}"]) if run else ""
-    return render(request, "embed/examples.html", {"run": run, "token": token, "nav": "examples"})
+    keys = set(run.streams.values_list("key", flat=True)) if run else set()
+    context = {
+        "run": run,
+        "token": token,
+        "list_key": "progress" if "progress" in keys else "ai",
+        "nav": "examples",
+    }
+    return render(request, "embed/examples.html", context)

@@ -76,10 +76,10 @@ export function textOf(part) {
 
 /**
  * Parse a `text/event-stream` body (a ReadableStream of bytes) into events
- * `{type, data, id}`, following the HTML spec's field rules. Comments (heartbeats) call
- * `onActivity` so callers can tell a quiet line from a dead one.
+ * `{type, data, id}`, following the HTML spec's field rules. `onBytes` is called whenever
+ * anything arrives (heartbeat comments included), so callers can tell a quiet line from a dead one.
  */
-export async function* parseEventStream(body, onActivity = () => {}) {
+export async function* parseEventStream(body, onBytes = () => {}) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let skipLineFeed = false; // a chunk ended in "\r": a "\n" starting the next one is its pair
@@ -90,6 +90,7 @@ export async function* parseEventStream(body, onActivity = () => {}) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      onBytes();
       let text = value;
       if (skipLineFeed && text.startsWith("\n")) text = text.slice(1);
       skipLineFeed = false;
@@ -108,10 +109,7 @@ export async function* parseEventStream(body, onActivity = () => {}) {
           data = [];
           continue;
         }
-        if (line.startsWith(":")) {
-          onActivity();
-          continue;
-        }
+        if (line.startsWith(":")) continue; // a comment: the server's heartbeat
         const colon = line.indexOf(":");
         const field = colon === -1 ? line : line.slice(0, colon);
         let val = colon === -1 ? "" : line.slice(colon + 1);
@@ -198,6 +196,11 @@ export function streamUrl(target) {
   return joinUrl(baseUrl, path);
 }
 
+/** Silence that means a dead line: the server sends a heartbeat at least every 15 s. */
+function stallMs(options) {
+  return Math.max(0.5, Number(options.stallSeconds ?? 45)) * 1000;
+}
+
 async function tokenValue(token) {
   return typeof token === "function" ? await token() : token;
 }
@@ -277,12 +280,18 @@ class Batcher {
  * `handle`, and on any disconnect connect again (at once after progress, with backoff after
  * failures) until `finished()` or the read is stopped. Returns the final error, if any.
  */
-async function connectLoop({ controller, connect, handle, onCleanEnd, finished, token }) {
+async function connectLoop({ controller, connect, handle, onCleanEnd, finished, token, stallMs }) {
   let failures = 0;
   let refreshedToken = false;
   while (!controller.signal.aborted && !finished()) {
     let events = 0;
     const attempt = linkedController(controller.signal);
+    // A half-open connection (a NAT or proxy that forgot it) delivers nothing, not even the
+    // server's heartbeat: past stallMs of silence, drop it and resume elsewhere.
+    let heardAt = performance.now();
+    const watchdog = setInterval(() => {
+      if (performance.now() - heardAt > stallMs) attempt.abort(new Error("stalled"));
+    }, Math.min(1000, stallMs / 2));
     try {
       let response;
       try {
@@ -299,7 +308,7 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
         throw error;
       }
       try {
-        for await (const event of parseEventStream(response.body)) {
+        for await (const event of parseEventStream(response.body, () => (heardAt = performance.now()))) {
           events += 1;
           handle(event);
           if (finished()) break;
@@ -321,6 +330,7 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
       failures = events ? 1 : failures + 1;
       await sleep(backoffMs(failures, error.retryAfterMs), controller.signal);
     } finally {
+      clearInterval(watchdog);
       attempt.abort();
       attempt.release();
     }
@@ -481,6 +491,7 @@ class StreamSubscription {
     const error = await connectLoop({
       controller: this.controller,
       token: this.options.token,
+      stallMs: stallMs(this.options),
       connect: (token, signal) => this._connect(token, signal),
       handle: (event) => this._handle(event),
       finished: () => this.closed,
@@ -523,6 +534,7 @@ class StreamSubscription {
  *   startIndex, timeoutSeconds (end after this long without a new chunk), throttleMs (16),
  *   signal, resume ("session": keep lastIndex in sessionStorage and continue from it on reload),
  *   format ("json" | "text" | "bytes"; binary streams switch to "bytes" by themselves),
+ *   stallSeconds (45: reconnect after this long without a byte, heartbeats included),
  *   onParts(parts, {firstIndex, lastIndex}), onError(error), onComplete({closed, timedOut}).
  * Returns `{lastIndex, nextIndex, upToDate, closed, stop(), done}`; `done` is a promise of
  * the outcome.
@@ -626,6 +638,7 @@ class RunSubscription {
     const error = await connectLoop({
       controller: this.controller,
       token: this.options.token,
+      stallMs: stallMs(this.options),
       connect: (token, signal) => this._connect(token, signal),
       handle: (event) => this._handle(event),
       finished: () => this.complete,
@@ -651,7 +664,7 @@ class RunSubscription {
  * throttleMs, never dropped), `onStreamClosed(key)`, then `onComplete({run, positions})` once
  * the run is final and every stream has been delivered to its close.
  *
- * options: baseUrl (""), token (string or function), throttleMs (16), signal, positions
+ * options: baseUrl (""), token (string or function), throttleMs (16), signal, stallSeconds (45), positions
  * ({key: nextIndex} to resume from), resume ("session"), onRun, onChunks, onStreamClosed,
  * onError, onComplete. Returns `{run, positions, closedStreams, stop(), done}`.
  */

@@ -44,7 +44,7 @@ def streamdash_stream(
     timeout: float | None = None,
     throttle: int | None = None,
     resume: str | None = None,
-    id: str | None = None,  # noqa: A002 - the HTML attribute's name
+    id: str | None = None,
     css_class: str = "",
     script: bool = True,
 ) -> SafeString:
