@@ -7,6 +7,7 @@ Every knob is an environment variable so that one file serves the embedded defau
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -128,6 +129,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+    }
+    # Tests use a file too: Django's default in-memory test database is shared-cache SQLite,
+    # whose table locks fail at once ("database table is locked") when a hub thread reads
+    # while a test writes, instead of waiting like WAL does.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"streamdash-test-{os.getpid()}.sqlite3")
     }
 else:
     # psycopg 3's pool: connections are reused across requests and threads without
