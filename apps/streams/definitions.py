@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from apps.projects.models import Project
 from apps.streams.errors import BadRequest, NotFound, TooLarge
 from apps.streams.models import StreamDefinition
+from apps.streams.schemas import check_schema
 
 __all__ = ["definition_get", "definition_put"]
 
@@ -36,6 +37,8 @@ def _check(stream_id: str, schema: Any, description: str) -> None:
         raise BadRequest(
             f"description is longer than {_DESCRIPTION_MAX} characters.", field="description"
         )
+    if schema is not None:
+        check_schema(schema)
     size = len(json.dumps(schema))
     if size > settings.STREAMDASH_MAX_CHUNK_BYTES:
         raise TooLarge(

@@ -39,6 +39,10 @@ class InvalidJson(DomainError):
     code = "invalid_json"
 
 
+class SchemaViolation(DomainError):
+    code = "schema_violation"
+
+
 class EmptyBody(DomainError):
     code = "empty_body"
 

@@ -16,10 +16,12 @@ from typing import Any
 
 from django.db import connection
 
-from apps.streams.models import Producer, Stream
+from apps.streams.models import Producer, Stream, StreamDefinition
+from apps.streams.schemas import schema_text
 
 _S = Stream._meta.db_table
 _P = Producer._meta.db_table
+_D = StreamDefinition._meta.db_table
 
 
 @dataclass
@@ -36,6 +38,7 @@ class LockedStream:
     expires_at: dt.datetime | None
     last_stream_seq: str
     closed_at: dt.datetime | None = None
+    schema: str | None = None  # the definition's JSON Schema, when it asks for validation
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,11 @@ def lock_for_append(
     lock = " FOR UPDATE OF s" if connection.vendor == "postgresql" else ""
     sql = (
         "SELECT s.id, s.run_id, s.content_type, s.next_index, s.byte_size, s.closed, "
-        "s.ttl_seconds, s.expires_at, s.last_stream_seq, p.epoch, p.last_seq, p.last_result "
+        "s.ttl_seconds, s.expires_at, s.last_stream_seq, p.epoch, p.last_seq, p.last_result, "
+        "d.schema "
         f'FROM "{_S}" s LEFT JOIN "{_P}" p ON p.stream_id = s.id AND p.producer_id = %s '
-        f"WHERE {where}{lock}"
+        f'LEFT JOIN "{_D}" d ON d.project_id = s.project_id AND d.stream_id = s.key '
+        f"AND d.validate AND d.schema IS NOT NULL WHERE {where}{lock}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [producer_id or "", *params])
@@ -102,6 +107,7 @@ def lock_for_append(
         ttl_seconds=row[6],
         expires_at=aware_datetime(row[7]),
         last_stream_seq=row[8],
+        schema=schema_text(row[12]) if row[12] is not None else None,
     )
     state = ProducerState(row[9], row[10], _json(row[11])) if row[9] is not None else None
     return stream, state

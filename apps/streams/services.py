@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.runs.models import FINAL_STATUSES, Run
-from apps.streams import inserts, notify, producers, rows
+from apps.streams import inserts, notify, producers, rows, schemas
 from apps.streams.errors import (
     ContentTypeMismatch,
     EmptyBody,
@@ -32,7 +32,7 @@ from apps.streams.errors import (
     StreamNotFound,
 )
 from apps.streams.models import Stream
-from apps.streams.payloads import base_content_type
+from apps.streams.payloads import base_content_type, is_json_type
 from apps.streams.producers import ProducerClaim
 from apps.streams.rows import LockedStream, ProducerState
 
@@ -254,6 +254,8 @@ def chunks_append(
                     last_seq=stream.last_stream_seq,
                 )
             stream.last_stream_seq = stream_seq
+        if chunks and stream.schema is not None and is_json_type(stream.content_type):
+            schemas.validate_chunks(stream.schema, chunks)
         start = stream.next_index
         if chunks:
             _insert(stream, chunks, producer=producer.producer_id if producer else "", now=now)

@@ -291,3 +291,26 @@ def test_errors_carry_nosniff_and_corp(api, url):
     assert response.status_code == 404
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Cross-Origin-Resource-Policy"] == "cross-origin"
+
+
+def test_definition_with_validation_rejects_chunks_that_break_its_schema(api, url, project):
+    from apps.streams.models import StreamDefinition
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    StreamDefinition.objects.create(project=project, stream_id="ai", schema=schema, validate=True)
+    put(api, url)
+    assert post(api, url, '[{"n": 1}, {"n": 2}]').status_code == 204
+    response = post(api, url, '[{"n": 3}, {"n": "four"}]')
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "schema_violation"
+    assert (error["chunk"], error["path"]) == (1, ["n"])
+    assert json.loads(api.get(url).content) == [{"n": 1}, {"n": 2}]  # nothing of the bad batch
+
+
+def test_definition_without_validation_accepts_anything(api, url, project):
+    from apps.streams.models import StreamDefinition
+
+    StreamDefinition.objects.create(project=project, stream_id="ai", schema={"type": "integer"})
+    put(api, url)
+    assert post(api, url, '["text"]').status_code == 204

@@ -1,0 +1,49 @@
+"""Optional server-side validation of chunks against their stream definition's JSON Schema.
+
+Off by default: the SDK validates on both sides already. An operator turns it on per stream
+definition (``validate`` in the admin); from then on an append to a JSON stream of that id
+whose chunks do not match is rejected whole with 400 ``schema_violation``, naming the chunk and
+the failing path. Compiled validators are cached by schema text.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+
+from apps.streams.errors import BadRequest, SchemaViolation
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_text: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_text))
+
+
+def schema_text(schema: Any) -> str:
+    return schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
+
+
+def check_schema(schema: Any) -> None:
+    """A definition's schema must itself be a valid JSON Schema."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise BadRequest(
+            f"schema is not a valid JSON Schema: {exc.message}", field="schema"
+        ) from None
+
+
+def validate_chunks(schema: str, chunks: list[bytes]) -> None:
+    validator = _validator(schema)
+    for position, chunk in enumerate(chunks):
+        error = best_match(validator.iter_errors(json.loads(chunk)))
+        if error is not None:
+            raise SchemaViolation(
+                f"Chunk {position} does not match the stream's schema: {error.message}",
+                chunk=position,
+                path=list(error.absolute_path),
+            )
