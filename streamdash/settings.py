@@ -181,6 +181,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Production runs `manage.py collectstatic`; a missing manifest entry then falls back to the
+# plain file name instead of failing every page with a 500.
+WHITENOISE_MANIFEST_STRICT = False
 
 # --- auth -----------------------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"

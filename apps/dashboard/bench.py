@@ -12,7 +12,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
@@ -65,6 +67,9 @@ def _median_ms(fn: Callable[[], object], repeat: int) -> float:
 
 
 def run(chunks: int, repeat: int, say: Callable[[str], None]) -> dict[str, float]:
+    if not settings.DEBUG:
+        # Production settings serve hashed static files: build the manifest as a deploy would.
+        call_command("collectstatic", interactive=False, verbosity=0)
     stream = _stream(chunks, say)
     user, _ = get_user_model().objects.get_or_create(
         username="bench-operator", defaults={"is_staff": True}

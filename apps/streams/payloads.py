@@ -3,20 +3,23 @@
 JSON streams: one JSON value is one chunk, and a top-level array is flattened one level (so an
 array chunk is sent as ``[[...]]``). Each chunk keeps the exact bytes the writer sent for that
 value: elements are cut out of the body with ``raw_decode`` instead of being re-serialised, so
-numbers such as ``1e400`` or ``0.10`` survive unchanged.
+numbers such as ``1e400`` or ``0.10`` survive unchanged. This runs on every append, so the
+body is parsed once, by the C decoder, and the depth limit is checked on the text.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
 
 from django.conf import settings
 
 from apps.streams.errors import EmptyBody, InvalidJson, TooLarge
 
 _DECODER = json.JSONDecoder()
-_WHITESPACE = " \t\n\r"
+_WS = re.compile(r"[ \t\n\r]*")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def base_content_type(content_type: str) -> str:
@@ -28,32 +31,14 @@ def is_json_type(content_type: str) -> bool:
     return base_content_type(content_type) == "application/json"
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of a parsed JSON value, stopping once it passes ``limit``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
 def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in _WHITESPACE:
-        pos += 1
-    return pos
+    return _WS.match(text, pos).end()  # type: ignore[union-attr]  # always matches
 
 
-def _decode_one(text: str, pos: int) -> tuple[Any, int]:
+def _decode_one(text: str, pos: int) -> int:
+    """Validate the JSON value at ``pos``; return where it ends."""
     try:
-        return _DECODER.raw_decode(text, pos)
+        return _DECODER.raw_decode(text, pos)[1]
     except json.JSONDecodeError as exc:
         raise InvalidJson(
             f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
@@ -61,50 +46,68 @@ def _decode_one(text: str, pos: int) -> tuple[Any, int]:
             column=exc.colno,
         ) from None
     except RecursionError:
-        raise InvalidJson(
-            "The JSON body is nested too deeply.", max_depth=settings.STREAMDASH_MAX_JSON_DEPTH
-        ) from None
+        raise _too_deep() from None
 
 
-def _check_depth(value: Any) -> None:
+def _too_deep() -> InvalidJson:
     limit = settings.STREAMDASH_MAX_JSON_DEPTH
-    if _depth(value, limit) > limit:
-        raise InvalidJson(f"The JSON body is nested deeper than {limit} levels.", max_depth=limit)
+    return InvalidJson(f"The JSON body is nested deeper than {limit} levels.", max_depth=limit)
+
+
+def _check_depth(text: str) -> None:
+    """Reject nesting deeper than the limit before parsing (so deep input never recurses).
+
+    Works on the text: strings removed, then only brackets kept, then counted. A body with
+    fewer opening brackets than the limit cannot be too deep, which skips the scan."""
+    limit = settings.STREAMDASH_MAX_JSON_DEPTH
+    if text.count("[") + text.count("{") <= limit:
+        return
+    depth = 0
+    for bracket in _NOT_BRACKETS.sub("", _STRINGS.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                raise _too_deep()
+        else:
+            depth -= 1
 
 
 def split_json(body: bytes, *, allow_empty_array: bool = False) -> list[bytes]:
-    """Chunks of a JSON body: the elements of a top-level array, or the one value."""
+    """Chunks of a JSON body: the elements of a top-level array, or the one value. Each element
+    is validated and cut out in one pass of the C decoder."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidJson("The JSON body is not valid UTF-8.") from None
-    start = _skip_ws(text, 0)
-    if start == len(text):
+    pos = _skip_ws(text, 0)
+    if pos == len(text):
         raise InvalidJson("The body is empty; a JSON stream needs a JSON value.")
-    if text[start] != "[":
-        value, end = _decode_one(text, start)
+    _check_depth(text)
+    if text[pos] != "[":
+        end = _decode_one(text, pos)
         if _skip_ws(text, end) != len(text):
             raise InvalidJson("The body holds more than one JSON value; send an array instead.")
-        _check_depth(value)
-        return [text[start:end].encode("utf-8")]
-    # Validate the whole array first (depth included), then cut each element out of it.
-    whole, end = _decode_one(text, start)
-    if _skip_ws(text, end) != len(text):
-        raise InvalidJson("Unexpected data after the JSON array.")
-    _check_depth(whole)
-    if not whole:
+        return [text[pos:end].encode("utf-8")]
+    chunks: list[bytes] = []
+    pos = _skip_ws(text, pos + 1)
+    if text.startswith("]", pos):
+        if _skip_ws(text, pos + 1) != len(text):
+            raise InvalidJson("Unexpected data after the JSON array.")
         if allow_empty_array:
             return []
         raise EmptyBody("An empty JSON array appends nothing; send at least one value.")
-    chunks: list[bytes] = []
-    pos = start + 1
-    for _ in whole:
-        pos = _skip_ws(text, pos)
-        _, elem_end = _DECODER.raw_decode(text, pos)
-        chunks.append(text[pos:elem_end].encode("utf-8"))
-        pos = _skip_ws(text, elem_end)
-        if text[pos] == ",":
-            pos += 1
+    while True:
+        end = _decode_one(text, pos)
+        chunks.append(text[pos:end].encode("utf-8"))
+        pos = _skip_ws(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_ws(text, pos + 1)
+        elif text.startswith("]", pos):
+            break
+        else:
+            raise InvalidJson(f"The JSON array is not valid: expected ',' or ']' at {pos}.")
+    if _skip_ws(text, pos + 1) != len(text):
+        raise InvalidJson("Unexpected data after the JSON array.")
     return chunks
 
 
