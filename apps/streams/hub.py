@@ -51,13 +51,18 @@ class StreamGone(Exception):
 class StreamState:
     """What the hub knows of one stream's tail, shared by all local readers of it."""
 
-    def __init__(self, tail: StreamTail, ring_size: int) -> None:
+    def __init__(self, tail: StreamTail, ring_size: int, ring_bytes: int) -> None:
         self.stream_id = tail.stream_id
         self.first_index = tail.first_index
         self.next_index = tail.next_index
         self.closed = tail.closed
         self.deleted = False
-        self.ring: deque[ChunkRecord] = deque(maxlen=ring_size)
+        # The ring is bounded in chunks and in bytes: a stream of 1 MiB chunks keeps a few,
+        # not a gigabyte. Readers behind it read from the database.
+        self.ring: deque[ChunkRecord] = deque()
+        self.ring_size = ring_size
+        self.ring_bytes = ring_bytes
+        self._ring_used = 0
         self.readers = 0
         self._changed = asyncio.Event()
         self.refresh_lock = asyncio.Lock()
@@ -77,14 +82,19 @@ class StreamState:
 
     def extend(self, records: list[ChunkRecord]) -> None:
         for record in records:
-            if record.index == self.next_index:
-                self.ring.append(record)
-                self.next_index += 1
-            elif record.index > self.next_index:
+            if record.index < self.next_index:
+                continue
+            if record.index > self.next_index:
                 # A jump (the hub skipped a range too large for its ring): start the ring anew.
                 self.ring.clear()
-                self.ring.append(record)
-                self.next_index = record.index + 1
+                self._ring_used = 0
+            self.ring.append(record)
+            self._ring_used += len(record.data)
+            self.next_index = record.index + 1
+            while len(self.ring) > 1 and (
+                len(self.ring) > self.ring_size or self._ring_used > self.ring_bytes
+            ):
+                self._ring_used -= len(self.ring.popleft().data)
 
     def from_ring(self, start: int, limit: int) -> list[ChunkRecord]:
         if not self.ring or start < self.ring_start or start >= self.next_index:
@@ -199,16 +209,21 @@ class Hub:
                 if tail is None:
                     self._mark_deleted(state)
                     return
-                if tail.next_index > state.next_index:
-                    start = max(state.next_index, tail.next_index - (state.ring.maxlen or 1))
+                start = max(state.next_index, tail.next_index - state.ring_size)
+                while start < tail.next_index:
+                    # Pages bounded in chunks and bytes; readers move on after each one.
                     records = await db(
                         selectors.chunks_from_index,
                         stream_id=state.stream_id,
                         start=start,
                         end=tail.next_index,
-                        limit=state.ring.maxlen,
+                        limit=state.ring_size,
                     )
+                    if not records:
+                        break
                     state.extend(records)
+                    start = records[-1].index + 1
+                    state.wake()
                 state.first_index = tail.first_index
                 # Closed only once every chunk before the close is known here.
                 state.closed = tail.closed and state.next_index >= tail.next_index
@@ -233,7 +248,9 @@ class Hub:
                 if tail is None:
                     await self.layer.group_discard(stream_group(stream_id), self.channel)
                     raise StreamGone(stream_id)
-                state = StreamState(tail, settings.STREAMDASH_HUB_RING_CHUNKS)
+                state = StreamState(
+                    tail, settings.STREAMDASH_HUB_RING_CHUNKS, settings.STREAMDASH_HUB_RING_BYTES
+                )
                 self.states[stream_id] = state
         state.readers += 1
         try:

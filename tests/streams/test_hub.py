@@ -4,6 +4,7 @@ a lost notification costs a tail-check period, never a chunk."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -75,3 +76,23 @@ async def test_reader_far_behind_the_ring_catches_up_in_order(settings):
     await asyncio.sleep(0.2)
     await _append(stream_id, [str(i).encode() for i in range(30, 40)])
     assert await asyncio.wait_for(early, 10) == list(range(3, 40))
+
+
+async def test_ring_is_bounded_in_bytes_and_readers_still_get_everything(settings):
+    from apps.streams.hub import get_hub
+
+    settings.STREAMDASH_HUB_RING_BYTES = 250_000
+    stream_id = await _stream_with([])
+    reader = asyncio.create_task(_collect(stream_id, 0, 12))
+    holder = asyncio.create_task(_collect(stream_id, 0, 1_000))  # keeps the subscription
+    await asyncio.sleep(0.3)
+    big = [b'"' + bytes([65 + i]) * 99_998 + b'"' for i in range(12)]  # 12 x 100 kB
+    for start in range(0, 12, 4):
+        await _append(stream_id, big[start : start + 4])
+    assert await asyncio.wait_for(reader, 10) == list(range(12))
+    ring = get_hub().states[stream_id].ring
+    assert sum(len(r.data) for r in ring) <= 250_000
+    assert ring[-1].index == 11
+    holder.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await holder
