@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.runs import append, new_run
 from tests.server import ROOT, Server
 
 pytestmark = pytest.mark.browser
 
-JSON = {"Content-Type": "application/json"}
 MODULE = "/static/streamdash/streamdash.js"
 BLANK = "/__streamdash_test__/page"
 REACT_DIR = ROOT / "tests" / "browser" / "react"
@@ -43,23 +43,6 @@ def _record(name: str, figures: dict[str, object]) -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _new_run(writer: httpx.Client, keys: tuple[str, ...] = ("ai",)) -> str:
-    run = writer.post("/api/v1/runs", json={"task_id": "browser.clients"})
-    run.raise_for_status()
-    run_id = run.json()["id"]
-    writer.patch(f"/api/v1/runs/{run_id}", json={"status": "executing"}).raise_for_status()
-    for key in keys:
-        writer.put(f"/api/v1/runs/{run_id}/streams/{key}", headers=JSON).raise_for_status()
-    return run_id
-
-
-def _append(writer: httpx.Client, run_id: str, values: list[object], key: str = "ai") -> None:
-    response = writer.post(
-        f"/api/v1/runs/{run_id}/streams/{key}", content=json.dumps(values), headers=JSON
-    )
-    response.raise_for_status()
 
 
 def _close(writer: httpx.Client, run_id: str, key: str = "ai") -> None:
@@ -245,7 +228,7 @@ def proxy(browser_server: Server) -> Iterator[CuttingProxy]:
 
 def test_read_stream_gets_every_chunk_while_connections_are_cut_every_second(blank, writer, proxy):
     total, batch = 10_000, 100
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.clients")
     token = _token(writer, run_id)
     page = blank(proxy.url)
     url = f"/api/v1/runs/{run_id}/streams/ai"
@@ -259,7 +242,7 @@ def test_read_stream_gets_every_chunk_while_connections_are_cut_every_second(bla
         for start in range(0, total, batch):
             time.sleep(0.04)
             last_append_at = time.time()  # when the last append was sent
-            _append(writer, run_id, [{"n": i} for i in range(start, start + batch)])
+            append(writer, run_id, [{"n": i} for i in range(start, start + batch)])
         _close(writer, run_id)
         _wait_until(page, "window.__log.complete !== null || window.__log.error !== null", 45)
     finally:
@@ -311,7 +294,7 @@ async ([module, runId, options]) => {
 
 
 def test_subscribe_run_gets_every_stream_while_connections_are_cut(blank, writer, proxy):
-    run_id = _new_run(writer, ("ai", "progress"))
+    run_id = new_run(writer, ("ai", "progress"), task_id="browser.clients")
     token = _token(writer, run_id)
     page = blank(proxy.url)
     page.evaluate(START_SUBSCRIBER, [MODULE, run_id, {"token": token}])
@@ -319,8 +302,8 @@ def test_subscribe_run_gets_every_stream_while_connections_are_cut(blank, writer
     cutter = proxy.cut_every(0.5, stop)
     try:
         for start in range(0, 2000, 100):
-            _append(writer, run_id, [{"n": i} for i in range(start, start + 100)])
-            _append(writer, run_id, [{"n": start}], key="progress")
+            append(writer, run_id, [{"n": i} for i in range(start, start + 100)])
+            append(writer, run_id, [{"n": start}], key="progress")
             time.sleep(0.1)
         writer.patch(f"/api/v1/runs/{run_id}", json={"status": "completed"}).raise_for_status()
         _wait_until(page, "window.__runlog.complete !== null || window.__runlog.error", 30)
@@ -342,16 +325,16 @@ def test_subscribe_run_gets_every_stream_while_connections_are_cut(blank, writer
 
 
 def test_read_stream_drops_a_silent_connection_and_resumes(blank, writer, proxy):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.clients")
     token = _token(writer, run_id)
     page = blank(proxy.url)
     url = f"/api/v1/runs/{run_id}/streams/ai"
     page.evaluate(START_READER, [MODULE, url, {"token": token, "stallSeconds": 1}])
-    _append(writer, run_id, [{"n": i} for i in range(10)])
+    append(writer, run_id, [{"n": i} for i in range(10)])
     _wait_until(page, "window.__log.values.length === 10")
     proxy.freeze()
     began = time.monotonic()
-    _append(writer, run_id, [{"n": i} for i in range(10, 20)])
+    append(writer, run_id, [{"n": i} for i in range(10, 20)])
     _close(writer, run_id)
     _wait_until(page, "window.__log.complete !== null", 10)
     log = page.evaluate("window.__log")
@@ -361,9 +344,9 @@ def test_read_stream_drops_a_silent_connection_and_resumes(blank, writer, proxy)
 
 
 def test_resume_session_continues_after_reload_without_replaying(blank, writer, browser_server):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.clients")
     token = _token(writer, run_id)
-    _append(writer, run_id, [{"n": i} for i in range(30)])
+    append(writer, run_id, [{"n": i} for i in range(30)])
     page = blank(browser_server.url)
     url = f"/api/v1/runs/{run_id}/streams/ai"
     options = {"token": token, "resume": "session"}
@@ -374,7 +357,7 @@ def test_resume_session_continues_after_reload_without_replaying(blank, writer, 
     stored = page.evaluate(f"sessionStorage.getItem('streamdash:{url}')")
     assert json.loads(stored) == {"lastIndex": 29}
     assert page.evaluate(START_READER, [MODULE, url, options]) == 29
-    _append(writer, run_id, [{"n": i} for i in range(30, 50)])
+    append(writer, run_id, [{"n": i} for i in range(30, 50)])
     _close(writer, run_id)
     _wait_until(page, "window.__log.complete !== null")
     log = page.evaluate("window.__log")
@@ -384,14 +367,14 @@ def test_resume_session_continues_after_reload_without_replaying(blank, writer, 
 
 
 def test_throttle_batches_parts_without_losing_any(blank, writer, browser_server):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.clients")
     token = _token(writer, run_id)
     page = blank(browser_server.url)
     url = f"/api/v1/runs/{run_id}/streams/ai"
     page.evaluate(START_READER, [MODULE, url, {"token": token, "throttleMs": 250}])
     appends = 60
     for i in range(appends):
-        _append(writer, run_id, [{"n": 5 * i + j} for j in range(5)])
+        append(writer, run_id, [{"n": 5 * i + j} for j in range(5)])
         time.sleep(0.02)
     _close(writer, run_id)
     _wait_until(page, "window.__log.complete !== null")
@@ -415,9 +398,9 @@ def test_throttle_batches_parts_without_losing_any(blank, writer, browser_server
 
 
 def test_expired_token_ends_the_read_with_a_clear_error(blank, writer, browser_server):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.clients")
     token = _token(writer, run_id, ttl=2)
-    _append(writer, run_id, [{"n": 0}, {"n": 1}])
+    append(writer, run_id, [{"n": 0}, {"n": 1}])
     page = blank(browser_server.url)
     url = f"/api/v1/runs/{run_id}/streams/ai"
     began = time.monotonic()
@@ -476,8 +459,8 @@ DELTAS = ["Hello", ", ", "<script>window.__pwned = 1</script>", " world", "!"]
 
 def _write_answer(writer: httpx.Client, run_id: str) -> float:
     for delta in DELTAS:
-        _append(writer, run_id, [{"type": "text-delta", "delta": delta}])
-        _append(writer, run_id, [{"pct": len(delta)}], key="progress")
+        append(writer, run_id, [{"type": "text-delta", "delta": delta}])
+        append(writer, run_id, [{"pct": len(delta)}], key="progress")
         time.sleep(0.1)
     last = time.time()
     writer.patch(f"/api/v1/runs/{run_id}", json={"status": "completed"}).raise_for_status()
@@ -485,7 +468,7 @@ def _write_answer(writer: httpx.Client, run_id: str) -> float:
 
 
 def test_examples_page_react_hook_renders_parts(page, browser_server, writer, react_umd):
-    run_id = _new_run(writer, ("ai", "progress"))
+    run_id = new_run(writer, ("ai", "progress"), task_id="browser.clients")
     _serve_react(page, browser_server.url, react_umd)
     page.goto(f"{browser_server.url}/examples/?run={run_id}")
     _wait_until(page, "!!document.getElementById('react-output')")
@@ -518,7 +501,7 @@ def test_examples_page_react_hook_renders_parts(page, browser_server, writer, re
 
 
 def test_template_tag_fills_live_and_escapes_script(page, browser_server, writer):
-    run_id = _new_run(writer, ("ai", "progress"))
+    run_id = new_run(writer, ("ai", "progress"), task_id="browser.clients")
     page.goto(f"{browser_server.url}/examples/?run={run_id}")
     _wait_until(page, "document.getElementById('tag-text').dataset.state === 'live'")
     assert page.locator("#tag-text").inner_text() == ""

@@ -5,36 +5,16 @@ Screenshots of every page land in artifacts/screenshots/.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
-import httpx
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS
+from tests.browser.runs import append, new_run
 from tests.server import Server
 
 pytestmark = pytest.mark.browser
-
-JSON = {"Content-Type": "application/json"}
-
-
-def _new_run(writer: httpx.Client, keys: tuple[str, ...] = ("ai",)) -> str:
-    run = writer.post("/api/v1/runs", json={"task_id": "browser.chat", "tags": ["browser"]})
-    run.raise_for_status()
-    run_id = run.json()["id"]
-    writer.patch(f"/api/v1/runs/{run_id}", json={"status": "executing"}).raise_for_status()
-    for key in keys:
-        writer.put(f"/api/v1/runs/{run_id}/streams/{key}", headers=JSON).raise_for_status()
-    return run_id
-
-
-def _append(writer: httpx.Client, run_id: str, values: list[object], key: str = "ai") -> None:
-    response = writer.post(
-        f"/api/v1/runs/{run_id}/streams/{key}", content=json.dumps(values), headers=JSON
-    )
-    response.raise_for_status()
 
 
 def _shown_indices(page) -> list[int]:
@@ -72,12 +52,12 @@ def _open_viewer(page, server: Server, run_id: str, key: str = "ai", query: str 
 
 
 def test_viewer_shows_every_chunk_in_order_while_the_run_streams(page, browser_server, writer):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.chat", tags=["browser"])
     _open_viewer(page, browser_server, run_id)
 
     def write() -> None:
         for start in range(0, 300, 6):
-            _append(writer, run_id, [{"delta": f" t{i}"} for i in range(start, start + 6)])
+            append(writer, run_id, [{"delta": f" t{i}"} for i in range(start, start + 6)])
             time.sleep(0.01)
 
     thread = threading.Thread(target=write)
@@ -99,26 +79,26 @@ def test_viewer_shows_every_chunk_in_order_while_the_run_streams(page, browser_s
 def test_viewer_recovers_from_a_server_restart_without_gap_or_duplicate(
     page, browser_server, writer
 ):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.chat", tags=["browser"])
     _open_viewer(page, browser_server, run_id)
-    _append(writer, run_id, [{"delta": f"a{i}"} for i in range(60)])
+    append(writer, run_id, [{"delta": f"a{i}"} for i in range(60)])
     assert _wait_for_rows(page, 60) == list(range(60))
     browser_server.restart()  # every WebSocket drops, server-side
-    _append(writer, run_id, [{"delta": f"b{i}"} for i in range(60)])
+    append(writer, run_id, [{"delta": f"b{i}"} for i in range(60)])
     _wait_until(page, "document.getElementById('viewer').viewerState().connected")
-    _append(writer, run_id, [{"delta": f"c{i}"} for i in range(30)])
+    append(writer, run_id, [{"delta": f"c{i}"} for i in range(30)])
     shown = _wait_for_rows(page, 150)
     page.wait_for_timeout(500)  # nothing more (no duplicates) arrives afterwards
     assert _shown_indices(page) == shown == list(range(150))
 
 
 def test_pause_holds_chunks_and_resume_shows_them_all(page, browser_server, writer):
-    run_id = _new_run(writer)
+    run_id = new_run(writer, task_id="browser.chat", tags=["browser"])
     _open_viewer(page, browser_server, run_id)
-    _append(writer, run_id, list(range(10)))
+    append(writer, run_id, list(range(10)))
     _wait_for_rows(page, 10)
     page.click("[data-action=pause]")
-    _append(writer, run_id, list(range(10, 40)))
+    append(writer, run_id, list(range(10, 40)))
     page.wait_for_timeout(600)
     assert len(_shown_indices(page)) == 10
     page.click("[data-action=pause]")
@@ -126,8 +106,8 @@ def test_pause_holds_chunks_and_resume_shows_them_all(page, browser_server, writ
 
 
 def test_replay_from_index_shows_exactly_n_to_the_end(page, browser_server, writer):
-    run_id = _new_run(writer)
-    _append(writer, run_id, [{"delta": f"w{i} "} for i in range(80)])
+    run_id = new_run(writer, task_id="browser.chat", tags=["browser"])
+    append(writer, run_id, [{"delta": f"w{i} "} for i in range(80)])
     writer.patch(f"/api/v1/runs/{run_id}", json={"status": "completed"}).raise_for_status()
     _open_viewer(page, browser_server, run_id, query="?from=25&speed=instant")
     page.wait_for_selector("#viewer-state.state-closed")
@@ -145,8 +125,8 @@ def test_untrusted_chunk_renders_as_text(page, browser_server, writer):
         '<button id="evil" hx-get="/boom" hx-trigger="load">click</button>'
         '<img src="x" onerror="window.__pwned = 2">'
     )
-    run_id = _new_run(writer)
-    _append(writer, run_id, [{"delta": evil}, evil])
+    run_id = new_run(writer, task_id="browser.chat", tags=["browser"])
+    append(writer, run_id, [{"delta": evil}, evil])
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     _open_viewer(page, browser_server, run_id, query="?from=0")
@@ -168,24 +148,25 @@ def test_untrusted_chunk_renders_as_text(page, browser_server, writer):
 
 
 def test_every_page_renders_and_updates_live(page, browser_server, writer):
-    run_id = _new_run(writer, keys=("ai", "progress"))
-    _append(writer, run_id, [{"delta": f"word{i} "} for i in range(40)])
-    _append(writer, run_id, [{"pct": 50, "stage": "drafting"}], key="progress")
+    run_id = new_run(writer, ("ai", "progress"), task_id="browser.chat", tags=["browser"])
+    append(writer, run_id, [{"delta": f"word{i} "} for i in range(40)])
+    append(writer, run_id, [{"pct": 50, "stage": "drafting"}], key="progress")
     page.goto(f"{browser_server.url}/")
     page.wait_for_selector(".live-dot.on")
-    new_run = _new_run(writer)  # appears live at the top of the newest runs
-    page.wait_for_selector(f"#run-{new_run}")
+    # A new run appears live at the top of the newest runs.
+    fresh = new_run(writer, task_id="browser.chat", tags=["browser"])
+    page.wait_for_selector(f"#run-{fresh}")
     page.screenshot(path=str(SCREENSHOTS / "home.png"))
 
     page.goto(f"{browser_server.url}/runs/")
     page.wait_for_selector(".live-dot.on")
-    writer.patch(f"/api/v1/runs/{new_run}", json={"status": "failed", "error": {"m": "x"}})
-    page.wait_for_selector(f"#run-{new_run} .badge-failed")
+    writer.patch(f"/api/v1/runs/{fresh}", json={"status": "failed", "error": {"m": "x"}})
+    page.wait_for_selector(f"#run-{fresh} .badge-failed")
     page.screenshot(path=str(SCREENSHOTS / "runs.png"))
 
     page.goto(f"{browser_server.url}/runs/{run_id}/")
     page.wait_for_selector(".live-dot.on")
-    _append(writer, run_id, [{"delta": "more"}] * 5)
+    append(writer, run_id, [{"delta": "more"}] * 5)
     page.wait_for_selector("#stream-rows td.num:text('45')")
     page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
 
