@@ -186,6 +186,7 @@ def _sse_response(
     response["X-Accel-Buffering"] = "no"
     if encoding == "base64":
         response[protocol.SSE_ENCODING] = "base64"
+    response[protocol.CONTENT_TYPE] = stream.content_type
     response[protocol.START_INDEX] = str(start)
     return response
 

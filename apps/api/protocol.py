@@ -27,6 +27,8 @@ EXPIRES_AT = "Stream-Expires-At"
 START_INDEX = "Stream-Start-Index"
 NEXT_INDEX = "Stream-Next-Index"
 SSE_ENCODING = "Stream-SSE-Data-Encoding"
+# streamdash extension: the stream's own type on SSE responses (whose Content-Type is SSE's).
+CONTENT_TYPE = "Stream-Content-Type"
 
 PROTOCOL_HEADERS = (
     "Content-Type, Authorization, If-None-Match, Last-Event-ID, Stream-Seq, Stream-TTL, "
@@ -35,6 +37,7 @@ PROTOCOL_HEADERS = (
 EXPOSED_HEADERS = (
     "Stream-Next-Offset, Stream-Up-To-Date, Stream-Closed, Stream-Cursor, Stream-TTL, "
     "Stream-Expires-At, Stream-Start-Index, Stream-Next-Index, Stream-SSE-Data-Encoding, "
+    "Stream-Content-Type, "
     "Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Location"
 )
 

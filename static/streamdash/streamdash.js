@@ -345,6 +345,7 @@ class StreamSubscription {
     this.url = url;
     this.options = options;
     this.format = options.format ?? "json";
+    this.formatGiven = options.format !== undefined;
     this.controller = linkedController(options.signal);
     this.closed = false;
     this.timedOut = false;
@@ -396,6 +397,10 @@ class StreamSubscription {
     return fetchFn(url, { headers, signal, cache: "no-store", credentials: "omit" }).then((response) => {
       if (response.ok && response.headers.get("Stream-SSE-Data-Encoding") === "base64") {
         this.format = "bytes";
+      } else if (response.ok && !this.formatGiven) {
+        // The server names the stream's type: text streams need no format option.
+        const type = (response.headers.get("Stream-Content-Type") || "").split(";")[0].trim();
+        if (type.startsWith("text/")) this.format = "text";
       }
       return response;
     });
@@ -533,7 +538,7 @@ class StreamSubscription {
  * options: token (string, or a function returning one — called on every connect),
  *   startIndex, timeoutSeconds (end after this long without a new chunk), throttleMs (16),
  *   signal, resume ("session": keep lastIndex in sessionStorage and continue from it on reload),
- *   format ("json" | "text" | "bytes"; binary streams switch to "bytes" by themselves),
+ *   format ("json" | "text" | "bytes"; found from the stream's type when not given),
  *   stallSeconds (45: reconnect after this long without a byte, heartbeats included),
  *   onParts(parts, {firstIndex, lastIndex}), onError(error), onComplete({closed, timedOut}).
  * Returns `{lastIndex, nextIndex, upToDate, closed, stop(), done}`; `done` is a promise of

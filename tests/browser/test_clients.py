@@ -397,6 +397,32 @@ def test_throttle_batches_parts_without_losing_any(blank, writer, browser_server
     )
 
 
+def test_text_stream_is_read_as_text_without_a_format_option(blank, writer, browser_server):
+    run_id = new_run(writer, (), task_id="browser.clients")
+    url = f"/api/v1/runs/{run_id}/streams/log"
+    writer.put(url, headers={"Content-Type": "text/plain"}).raise_for_status()
+    for line in ("one\n", "two\n", "<b>three</b>\n"):
+        writer.post(url, content=line, headers={"Content-Type": "text/plain"}).raise_for_status()
+    writer.post(url, headers={"Stream-Closed": "true"}).raise_for_status()
+    page = blank(browser_server.url)
+    text = page.evaluate(
+        """async ([module, url, token]) => {
+          const { readStream } = await import(module);
+          return await new Promise((resolve, reject) => {
+            const parts = [];
+            readStream(url, {
+              token,
+              onParts: (batch) => parts.push(...batch),
+              onError: reject,
+              onComplete: () => resolve(parts.join("")),
+            });
+          });
+        }""",
+        [MODULE, url, _token(writer, run_id)],
+    )
+    assert text == "one\ntwo\n<b>three</b>\n"
+
+
 def test_expired_token_ends_the_read_with_a_clear_error(blank, writer, browser_server):
     run_id = new_run(writer, task_id="browser.clients")
     token = _token(writer, run_id, ttl=2)
