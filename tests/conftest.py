@@ -13,6 +13,15 @@ from tests.server import Server, server_database
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "false")
 
 
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings) -> None:
+    """Pages use {% static %}; tests run without collectstatic's manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def project_and_key(db: None) -> tuple[Project, str]:
     return make_project()

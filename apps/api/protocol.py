@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponseBase, QueryDict
 
-from apps.streams.errors import BadRequest, InvalidOffset
+from apps.streams.errors import BadRequest
 from apps.streams.offsets import NOW, START, offset_for, parse_offset
 from apps.streams.services import ProducerClaim, StreamConfig
 
@@ -137,11 +137,8 @@ def read_request(request: HttpRequest) -> ReadRequest:
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
         offset = last_event_id.strip()
-    if offset is not None:
-        if offset not in (START, NOW):
-            parse_offset(offset, tail=0)  # validates the shape
-        if offset == "":
-            raise InvalidOffset(offset)
+    if offset is not None and offset not in (START, NOW):
+        parse_offset(offset, tail=0)  # validates the shape ("" included)
     if live is not None and offset is None:
         raise BadRequest(f"live={live} needs an offset (use -1 for the start, now for the tail).")
     timeout_value = _single(query, "timeout")

@@ -145,13 +145,11 @@ def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
 def stream_history(request: HttpRequest, stream_id: int) -> HttpResponse:
     stream = _stream_or_404(stream_id)
     kind = chunks.kind_of(stream.content_type)
-    first, last_start = (
-        stream.first_index,
-        max(stream.first_index, stream.next_index - HISTORY_PAGE),
-    )
-    start = min(max(_int(request.GET.get("start"), first), first), max(last_start, first))
-    if "index" in request.GET:  # "jump to index N": the page that starts at N
-        start = min(max(_int(request.GET.get("index"), first), first), max(last_start, first))
+    first = stream.first_index
+    last_start = max(first, stream.next_index - HISTORY_PAGE)
+    # "Jump to index N" (the page that starts at N) wins over paging by start.
+    wanted = request.GET.get("index", request.GET.get("start"))
+    start = min(max(_int(wanted, first), first), last_start)
     needle = request.GET.get("q", "").strip()[:200]
     search = None
     if needle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from apps.projects.models import Project
@@ -30,22 +31,16 @@ def runs_page(
     if task_id:
         query = query.filter(task_id=task_id)
     if tag:
-        query = (
-            query.filter(tags__contains=[tag])
-            if _json_contains()
-            else query.filter(tags__icontains=f'"{tag}"')
-        )
+        # JSON containment exists on PostgreSQL only; SQLite matches the quoted tag in the text.
+        if connection.vendor == "postgresql":
+            query = query.filter(tags__contains=[tag])
+        else:
+            query = query.filter(tags__icontains=f'"{tag}"')
     if search:
         query = query.filter(id__icontains=search)
     rows = list(query.order_by("-id")[: limit + 1])
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
-
-
-def _json_contains() -> bool:
-    from django.db import connection
-
-    return connection.vendor == "postgresql"
 
 
 def run_streams(*, run: Run) -> list[Stream]:

@@ -167,7 +167,7 @@ def stream_create(
         return stream_create(project=project, key=key, config=config, run=run, chunks=chunks)
 
 
-def _is_expired(stream: Stream, now: dt.datetime) -> bool:
+def _is_expired(stream: Stream | LockedStream, now: dt.datetime) -> bool:
     return stream.expires_at is not None and stream.expires_at <= now
 
 
@@ -220,7 +220,7 @@ def chunks_append(
         stream, state = rows.lock_for_append(
             producer_id=producer.producer_id if producer else None, **where
         )
-        if stream is None or (stream.expires_at is not None and stream.expires_at <= now):
+        if stream is None or _is_expired(stream, now):
             raise StreamNotFound("Stream not found.")
         if producer is not None:
             try:

@@ -77,11 +77,7 @@ def test_security_api_errors_carry_nosniff_and_csp(path, db) -> None:
     assert "Cross-Origin-Resource-Policy" in response
 
 
-def test_security_site_pages_get_csp_and_frame_deny(db, settings) -> None:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def test_security_site_pages_get_csp_and_frame_deny(db) -> None:
     response = Client().get("/admin/login/")
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert response["X-Frame-Options"] == "DENY"

@@ -16,12 +16,3 @@ def dash(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture(autouse=True)
-def plain_static_storage(settings) -> None:
-    """Templates use {% static %}; tests run without collectstatic's manifest."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }

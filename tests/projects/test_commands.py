@@ -108,28 +108,16 @@ def test_production_refuses_to_start_without_secret_key() -> None:
     assert "SECRET_KEY" in done.stderr
 
 
-@pytest.fixture
-def admin_client_(db, django_user_model, settings) -> Client:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    user = django_user_model.objects.create_superuser("admin", "a@example.com", "pw-123456789")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def test_admin_project_list_shows_storage(admin_client_: Client, project: Project) -> None:
-    response = admin_client_.get("/admin/projects/project/")
+def test_admin_project_list_shows_storage(admin_client: Client, project: Project) -> None:
+    response = admin_client.get("/admin/projects/project/")
     assert response.status_code == 200
     page = response.content.lower()
     assert b"bytes used" in page
     assert b"next expiry" in page
 
 
-def test_admin_add_key_shows_the_secret_once(admin_client_: Client, project: Project) -> None:
-    response = admin_client_.post(
+def test_admin_add_key_shows_the_secret_once(admin_client: Client, project: Project) -> None:
+    response = admin_client.post(
         "/admin/projects/apikey/add/",
         {"project": project.pk, "name": "from-admin", "scopes": ["read"]},
         follow=True,
@@ -140,7 +128,7 @@ def test_admin_add_key_shows_the_secret_once(admin_client_: Client, project: Pro
     secret = next(m.split(": ")[-1] for m in shown if "sd_sk_" in m)
     assert api_key_authenticate(secret).pk == key.pk
     assert key.scopes == ["read"]
-    page = admin_client_.get(f"/admin/projects/apikey/{key.pk}/change/")
+    page = admin_client.get(f"/admin/projects/apikey/{key.pk}/change/")
     assert secret.encode() not in page.content
     assert key.digest.encode() not in page.content
 

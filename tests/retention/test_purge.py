@@ -187,56 +187,47 @@ def test_purge_command_reports(project: Project) -> None:
 # --- admin --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin(db, django_user_model, settings) -> Client:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    user = django_user_model.objects.create_superuser("admin", "a@example.com", "pw-123456789")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def _action(admin: Client, project: Project, action: str, **extra: str):
-    return admin.post(
+def _action(admin_client: Client, project: Project, action: str, **extra: str):
+    return admin_client.post(
         "/admin/projects/project/",
         {"action": action, "_selected_action": [project.pk], **extra},
     )
 
 
-def test_admin_expire_now_confirms_then_expires(admin: Client, project: Project) -> None:
+def test_admin_expire_now_confirms_then_expires(admin_client: Client, project: Project) -> None:
     run = finished_run(project, chunks=6)
-    page = _action(admin, project, "expire_now")
+    page = _action(admin_client, project, "expire_now")
     assert page.status_code == 200
     assert b"Yes, I" in page.content
     assert page.context["rows"][0][1].chunks_deleted == 6  # what will be deleted
     assert Run.objects.get(pk=run.pk).expires_at > timezone.now()  # nothing yet
-    done = _action(admin, project, "expire_now", confirm="yes")
+    done = _action(admin_client, project, "expire_now", confirm="yes")
     assert done.status_code == 302
     assert Run.objects.get(pk=run.pk).expires_at <= timezone.now()
 
 
-def test_admin_purge_now_confirms_then_purges(admin: Client, project: Project) -> None:
+def test_admin_purge_now_confirms_then_purges(admin_client: Client, project: Project) -> None:
     run = finished_run(project, chunks=6)
     Run.objects.filter(pk=run.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    page = _action(admin, project, "purge_now")
+    page = _action(admin_client, project, "purge_now")
     assert page.context["rows"][0][1].chunks_deleted == 6
     assert Chunk.objects.count() == 6
-    assert _action(admin, project, "purge_now", confirm="yes").status_code == 302
+    assert _action(admin_client, project, "purge_now", confirm="yes").status_code == 302
     assert Chunk.objects.count() == 0
 
 
-def test_admin_extend_retention(admin: Client, project: Project) -> None:
+def test_admin_extend_retention(admin_client: Client, project: Project) -> None:
     run = finished_run(project, chunks=1)
     before = run.expires_at
-    page = _action(admin, project, "extend_retention")
+    page = _action(admin_client, project, "extend_retention")
     assert b'name="days"' in page.content
-    assert _action(admin, project, "extend_retention", confirm="yes", days="10").status_code == 302
+    assert (
+        _action(admin_client, project, "extend_retention", confirm="yes", days="10").status_code
+        == 302
+    )
     assert Run.objects.get(pk=run.pk).expires_at == before + dt.timedelta(days=10)
     # A bad number re-shows the form and changes nothing.
-    page = _action(admin, project, "extend_retention", confirm="yes", days="-3")
+    page = _action(admin_client, project, "extend_retention", confirm="yes", days="-3")
     assert page.status_code == 200
     assert Run.objects.get(pk=run.pk).expires_at == before + dt.timedelta(days=10)
 
