@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import logging
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -18,6 +19,7 @@ from apps.api import ratelimit
 from apps.api.bodylimit import RequestBodyLimit
 from apps.api.logredact import RedactSecretsFilter, redact, redact_daphne_access_log
 from apps.projects.models import Project
+from apps.projects.services import api_key_create
 from apps.projects.tokens import token_mint
 from apps.runs.services import run_create
 from apps.streams.services import chunks_append, stream_close
@@ -124,6 +126,43 @@ def test_security_json_at_the_depth_limit_is_accepted(api: Client, project, sett
     depth = settings.STREAMDASH_MAX_JSON_DEPTH - 1  # inside the array that is flattened
     body = b"[" + b"[" * depth + b"]" * depth + b"]"
     assert api.post(url, body, content_type=JSON).status_code == 204
+
+
+# The issue's reproduction, scaled up: 65 brackets, then an unterminated string of escaped
+# quotes. The old string regex restarted at every quote (4.5 s of CPU at 20 KB, quadratic);
+# at 1 MiB it would run for hours. The bound is generous: the linear scan takes milliseconds.
+REDOS_BODY = b"[" * 65 + b'"' + b'\\"' * 500_000
+
+
+def test_security_unterminated_string_body_is_rejected_in_linear_time(api: Client, project):
+    run = run_create(project=project, task_id="t")
+    url = f"/api/v1/runs/{run.id}/streams/ai"
+    api.put(url, b"", content_type=JSON, CONTENT_TYPE=JSON)
+    started = time.monotonic()
+    response = api.post(url, REDOS_BODY, content_type=JSON)
+    assert time.monotonic() - started < 10
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_security_read_only_key_minting_a_token_cannot_stall_the_parser(project) -> None:
+    _, secret = api_key_create(project=project, name="reader", scopes=["read"])
+    reader = Client(headers={"Authorization": f"Bearer {secret}"})
+    body = b'{"scopes": ' + b"[" * 64 + b'"' + b'\\"[' * 300_000
+    started = time.monotonic()
+    response = reader.post("/api/v1/tokens", body, content_type=JSON)
+    assert time.monotonic() - started < 10
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_security_brackets_inside_strings_do_not_count_as_depth(api: Client, project) -> None:
+    run = run_create(project=project, task_id="t")
+    url = f"/api/v1/runs/{run.id}/streams/ai"
+    api.put(url, b"", content_type=JSON, CONTENT_TYPE=JSON)
+    body = b'[{"text": "' + b"[{\\\"" * 200 + b'"}]'
+    assert api.post(url, body, content_type=JSON).status_code == 204
+    assert json.loads(api.get(f"{url}?offset=-1").content) == [{"text": '[{"' * 200}]
 
 
 async def _asgi(
