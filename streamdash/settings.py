@@ -65,13 +65,15 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    # In layer order, bottom first (README "Architecture").
     "apps.projects",
-    "apps.runs",
     "apps.streams",
+    "apps.runs",
+    "apps.retention",
     "apps.api",
     "apps.dashboard",
-    "apps.retention",
     "apps.embed",
+    "apps.bench",
 ]
 
 MIDDLEWARE = [

@@ -31,7 +31,7 @@ def make_stream(
     stream, _ = stream_create(
         project=project,
         key=key or f"s-{next(_counter)}",
-        run=run,
+        run_id=run.id if run is not None else None,
         config=StreamConfig(content_type=content_type),
     )
     if chunks:

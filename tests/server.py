@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from streamdash.serving import daphne_command
+from streamdash.core.serving import daphne_command
 
 ROOT = Path(__file__).resolve().parent.parent
 

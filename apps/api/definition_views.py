@@ -12,8 +12,8 @@ from apps.api.errors import api_errors
 from apps.api.jsonbody import read_json_object
 from apps.projects.access import authenticate
 from apps.streams.definitions import definition_get, definition_put
-from apps.streams.errors import BadRequest
 from apps.streams.models import StreamDefinition
+from streamdash.core.errors import BadRequest
 
 
 def _definition_dict(definition: StreamDefinition) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from apps.streams.errors import DomainError
+from streamdash.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from apps.streams.errors import BadRequest, InvalidJson, TooLarge, UnsupportedMediaType
-from apps.streams.payloads import is_json_type, split_json
+from apps.streams.payloads import split_json
+from streamdash.core.content import is_json_type
+from streamdash.core.errors import BadRequest, InvalidJson, TooLarge, UnsupportedMediaType
 
 
 def read_json_object(request: HttpRequest) -> dict[str, Any]:

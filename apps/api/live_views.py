@@ -17,15 +17,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.api import protocol, sse, stream_views
-from apps.api.chunk_json import chunk_object
 from apps.api.errors import error_response
-from apps.api.targets import Target, run_target, standalone_target, touch
-from apps.streams import hub, selectors, threads
-from apps.streams.errors import BadRequest, DomainError
+from apps.api.targets import Target, run_target, standalone_target
+from apps.streams import hub, services, threads
+from apps.streams.export import chunks_export
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
-from apps.streams.offsets import offset_for
-from apps.streams.payloads import base_content_type, is_json_type, json_array
+from apps.streams.payloads import json_array
+from streamdash.core.content import is_json_type
+from streamdash.core.errors import BadRequest, DomainError
+from streamdash.core.offsets import offset_for
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ def _prepare_live(
     target = resolve()
     target.require("read")
     stream = target.stream()
-    touch(stream)
+    services.stream_touch(stream)
     start = read_request.start_index(stream.next_index)
     check_retained(stream.first_index, start)
     return target, stream, start
@@ -193,24 +194,11 @@ def _sse_response(
 
 def _ndjson_response(stream: Stream, start: int) -> StreamingHttpResponse:
     """Every chunk from ``start`` to the tail as it was when the request arrived, in pages."""
-    media = base_content_type(stream.content_type)
     end = stream.next_index
-
-    async def lines() -> AsyncIterator[bytes]:
-        position = start
-        while position < end:
-            records = await hub.db(
-                selectors.chunks_from_index, stream_id=stream.pk, start=position, end=end
-            )
-            if not records:
-                return
-            yield b"".join(
-                chunk_object({"index": r.index, "ts": r.created_at}, r.data, media) + b"\n"
-                for r in records
-            )
-            position = records[-1].index + 1
-
-    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+    lines = chunks_export(
+        stream_id=stream.pk, content_type=stream.content_type, start=start, end=end, fmt="ndjson"
+    )
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
     response["Cache-Control"] = "no-store"
     response[protocol.START_INDEX] = str(start)
     response[protocol.NEXT_INDEX] = str(end)

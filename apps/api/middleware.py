@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apps.api.protocol import EXPOSED_HEADERS, PROTOCOL_HEADERS
-from streamdash.middleware import HookMiddleware
+from streamdash.core.middleware import HookMiddleware
 
 _PREFIXES = ("/ds/", "/api/")
 # Stream bodies are data, never a document of this origin: no scripts, no plugins, no framing,

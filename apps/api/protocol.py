@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponseBase, QueryDict
 
-from apps.streams.errors import BadRequest
-from apps.streams.offsets import NOW, START, offset_for, parse_offset
 from apps.streams.services import ProducerClaim, StreamConfig
+from streamdash.core.errors import BadRequest
+from streamdash.core.offsets import NOW, START, offset_for, parse_offset
 
 NEXT_OFFSET = "Stream-Next-Offset"
 UP_TO_DATE = "Stream-Up-To-Date"

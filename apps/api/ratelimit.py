@@ -22,8 +22,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from apps.api.errors import error_response
-from apps.streams.errors import RateLimited
-from streamdash.middleware import HookMiddleware
+from streamdash.core.errors import RateLimited
+from streamdash.core.middleware import HookMiddleware
 
 __all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key"]
 

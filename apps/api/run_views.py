@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.api.errors import api_errors
 from apps.api.jsonbody import read_json_object
+from apps.api.serializers import run_dict, stream_dict
 from apps.projects.access import authenticate
 from apps.projects.tokens import token_mint, validate_scopes
 from apps.runs import selectors, services
-from apps.runs.serializers import run_dict, stream_dict
-from apps.streams.errors import BadRequest
+from streamdash.core.errors import BadRequest
 
 _LIST_LIMIT_MAX = 200
 

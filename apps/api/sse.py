@@ -12,19 +12,16 @@ import base64
 import json
 import re
 
-from apps.streams.payloads import base_content_type, json_array
+from apps.streams.payloads import json_array
+from streamdash.core.content import content_kind
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def data_encoding(content_type: str) -> str:
     """``json``, ``text`` or ``base64``: how chunks of this stream travel in SSE."""
-    media = base_content_type(content_type)
-    if media == "application/json":
-        return "json"
-    if media.startswith("text/"):
-        return "text"
-    return "base64"
+    kind = content_kind(content_type)
+    return "base64" if kind == "bytes" else kind
 
 
 def data_frame(chunks: list[bytes], encoding: str) -> bytes:

@@ -8,18 +8,19 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
 from apps.api import protocol
-from apps.api.targets import Target, touch
+from apps.api.targets import Target
 from apps.streams import selectors, services
-from apps.streams.errors import (
+from apps.streams.live import check_retained
+from apps.streams.models import Stream
+from apps.streams.payloads import json_array, split_body
+from streamdash.core.content import is_json_type
+from streamdash.core.errors import (
     BadRequest,
     RunFinished,
     StreamClosed,
     StreamNotFound,
     TooLarge,
 )
-from apps.streams.live import check_retained
-from apps.streams.models import Stream
-from apps.streams.payloads import is_json_type, json_array, split_body
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -43,7 +44,7 @@ def create(request: HttpRequest, target: Target) -> HttpResponse:
     stream, created = services.stream_create(
         project=target.principal.project,
         key=target.key,
-        run=target.run,
+        run_id=target.run_id,
         config=config,
         chunks=chunks,
     )
@@ -137,7 +138,7 @@ def read(request: HttpRequest, target: Target, read_request: protocol.ReadReques
     """A catch-up read: one page from the offset; ``Stream-Up-To-Date`` at the tail."""
     target.require("read")
     stream = target.stream()
-    touch(stream)
+    services.stream_touch(stream)
     start = read_request.start_index(stream.next_index)
     check_retained(stream.first_index, start)
     records = selectors.chunks_from_index(stream_id=stream.pk, start=start, end=stream.next_index)

@@ -21,17 +21,17 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from apps.api.chunk_json import chunk_object
 from apps.api.errors import async_api_errors
+from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
 from apps.runs import selectors, services
 from apps.runs.models import Run
-from apps.runs.serializers import run_dict
 from apps.streams import hub
-from apps.streams.errors import BadRequest
 from apps.streams.live import LiveBatch, follow
 from apps.streams.models import Stream
 from apps.streams.notify import run_group
+from streamdash.core.content import chunk_object
+from streamdash.core.errors import BadRequest
 
 _POSITION_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}=\d{1,19}$")
 

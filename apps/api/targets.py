@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.utils import timezone
 
 from apps.projects.access import Principal, authenticate
-from apps.runs.models import Run
-from apps.streams.errors import BadRequest, NotFound, StreamNotFound
+from apps.runs.selectors import run_exists
 from apps.streams.models import Stream
 from apps.streams.services import StreamRef, stream_lookup
+from streamdash.core.errors import BadRequest, NotFound, StreamNotFound
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._~:/-]{1,500}$")
@@ -23,27 +21,17 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9._~:/-]{1,500}$")
 
 @dataclass
 class Target:
-    """A stream URL resolved for one caller. The run is loaded only when an operation needs the
-    row itself (create); reads and appends find the stream with one query scoped to the
-    caller's project, which is also what keeps projects apart."""
+    """A stream URL resolved for one caller. Reads and appends find the stream with one query
+    scoped to the caller's project, which is also what keeps projects apart."""
 
     principal: Principal
     key: str
     run_id: str | None
-    _run: Run | None = field(default=None, repr=False)
 
     def require(self, action: str) -> None:
         self.principal.require(
             action, run_id=self.run_id, key=self.key if self.run_id is not None else None
         )
-
-    @property
-    def run(self) -> Run | None:
-        if self.run_id is not None and self._run is None:
-            self._run = Run.objects.filter(project=self.principal.project, pk=self.run_id).first()
-            if self._run is None:
-                raise NotFound(f"Run {self.run_id!r} not found.", run=self.run_id)
-        return self._run
 
     def ref(self) -> StreamRef:
         return StreamRef(project_id=self.principal.project.pk, run_id=self.run_id, key=self.key)
@@ -59,7 +47,10 @@ class Target:
 
     def not_found(self) -> None:
         """Raise the right 404: the run's, or the stream's."""
-        _ = self.run  # raises NotFound for an unknown run
+        if self.run_id is not None and not run_exists(
+            project=self.principal.project, run_id=self.run_id
+        ):
+            raise NotFound(f"Run {self.run_id!r} not found.", run=self.run_id)
         raise StreamNotFound(f"Stream {self.key!r} not found.", stream=self.key)
 
 
@@ -77,10 +68,3 @@ def run_target(request: HttpRequest, run_id: str, key: str) -> Target:
             stream=key,
         )
     return Target(authenticate(request), key, run_id)
-
-
-def touch(stream: Stream) -> None:
-    """Sliding TTL: a stream created with Stream-TTL lives that long after its last use."""
-    if stream.ttl_seconds is not None:
-        stream.expires_at = timezone.now() + dt.timedelta(seconds=stream.ttl_seconds)
-        Stream.objects.filter(pk=stream.pk).update(expires_at=stream.expires_at)

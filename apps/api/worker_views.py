@@ -9,10 +9,10 @@ from django.views.decorators.http import require_POST
 
 from apps.api.errors import api_errors
 from apps.api.jsonbody import read_json_object
+from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
-from apps.runs.serializers import run_dict
 from apps.runs.services import run_claim
-from apps.streams.errors import BadRequest
+from streamdash.core.errors import BadRequest
 
 _TASKS_MAX = 500
 

@@ -29,13 +29,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 from django.utils import timezone
 
-from apps.api.chunk_json import chunk_object
 from apps.projects.access import authenticate_credential
 from apps.runs.models import Run
-from apps.streams.errors import BadRequest, DomainError, NotFound, StreamNotFound
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
-from apps.streams.offsets import parse_offset
+from streamdash.core.content import chunk_object
+from streamdash.core.errors import BadRequest, DomainError, NotFound, StreamNotFound
+from streamdash.core.offsets import parse_offset
 
 __all__ = ["StreamReaderConsumer", "websocket_urlpatterns"]
 

@@ -10,23 +10,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from apps.streams.payloads import base_content_type
-
 PREVIEW_CHARS = 160
 # The inspect view shows at most this much of a chunk unless asked for all of it.
 DISPLAY_BYTES = 256 * 1024
 HEX_BYTES = 64 * 1024
 # Keys whose string value is the "text" of a JSON chunk (LLM deltas and the like).
 _TEXT_KEYS = ("delta", "text", "content", "token")
-
-
-def kind_of(content_type: str) -> str:
-    media = base_content_type(content_type)
-    if media == "application/json":
-        return "json"
-    if media.startswith("text/") or media in {"application/x-ndjson", "application/xml"}:
-        return "text"
-    return "bytes"
 
 
 def _decode(data: bytes) -> str:

@@ -21,9 +21,9 @@ from django.template.loader import render_to_string
 from apps.dashboard import feeds, selectors
 from apps.runs.models import Run
 from apps.streams import hub
-from apps.streams.errors import DomainError
 from apps.streams.live import follow
 from apps.streams.notify import RUNS_GROUP, run_group
+from streamdash.core.errors import DomainError
 
 # Close codes (4000–4999 are the application's): the page shows why and may not retry.
 CLOSE_UNAUTHENTICATED = 4401

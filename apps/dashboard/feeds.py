@@ -21,10 +21,11 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from apps.dashboard import chunks
-from apps.streams.errors import DomainError
 from apps.streams.live import LiveBatch, follow
 from apps.streams.models import Stream
 from apps.streams.records import ChunkRecord
+from streamdash.core.content import content_kind
+from streamdash.core.errors import DomainError
 
 FLUSH_SECONDS = 0.1
 MAX_ROWS = 1000
@@ -68,7 +69,7 @@ class Batch:
 class ChunkFeed:
     def __init__(self, stream: Stream, start: int, speed: float | None) -> None:
         self.stream = stream
-        self.kind = chunks.kind_of(stream.content_type)
+        self.kind = content_kind(stream.content_type)
         self.start = start
         self.speed = speed
         self.queue: asyncio.Queue[ChunkRecord | _Position | _End] = asyncio.Queue(QUEUE_CHUNKS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
 
-from streamdash.middleware import HookMiddleware
+from streamdash.core.middleware import HookMiddleware
 
 POLICY = "; ".join(
     [

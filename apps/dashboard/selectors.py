@@ -13,11 +13,12 @@ from typing import Any
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Length
 
-from apps.runs.models import Run, RunStatus
+from apps.runs.models import Run
 from apps.runs.selectors import runs_page
 from apps.streams import selectors as stream_selectors
 from apps.streams.models import Chunk, Stream
 from apps.streams.records import ChunkRecord
+from streamdash.core.runstatus import RunStatus
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.EXECUTING)
 

@@ -6,8 +6,6 @@ mirrored in an ``href`` so the pages work without JavaScript.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from django.contrib.auth.decorators import login_required
 from django.http import (
     Http404,
@@ -20,13 +18,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from apps.api.chunk_json import chunk_object
 from apps.dashboard import charts, chunks, feeds, selectors
-from apps.runs.models import RunStatus
 from apps.streams import hub
-from apps.streams import selectors as stream_selectors
+from apps.streams.export import chunks_export
 from apps.streams.models import Stream
-from apps.streams.payloads import base_content_type, is_json_type
+from streamdash.core.content import content_kind, is_json_type
+from streamdash.core.runstatus import RunStatus
 
 HISTORY_PAGE = 50
 LIVE_BACKLOG = 200
@@ -134,7 +131,7 @@ def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
         "speed": speed if replay else "",
         "speeds": REPLAY_SPEEDS,
         "ws_path": socket_path,
-        "kind": chunks.kind_of(stream.content_type),
+        "kind": content_kind(stream.content_type),
         "nav": "streams",
     }
     return render(request, "dashboard/stream_live.html", context)
@@ -144,7 +141,7 @@ def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
 @require_GET
 def stream_history(request: HttpRequest, stream_id: int) -> HttpResponse:
     stream = _stream_or_404(stream_id)
-    kind = chunks.kind_of(stream.content_type)
+    kind = content_kind(stream.content_type)
     first = stream.first_index
     last_start = max(first, stream.next_index - HISTORY_PAGE)
     # "Jump to index N" (the page that starts at N) wins over paging by start.
@@ -191,7 +188,7 @@ def chunk_detail(request: HttpRequest, stream_id: int, index: int) -> HttpRespon
     record = selectors.chunk_get(stream.pk, index)
     if record is None:
         raise Http404("No such chunk.")
-    kind = chunks.kind_of(stream.content_type)
+    kind = content_kind(stream.content_type)
     full = request.GET.get("full") == "1"
     context = {
         "stream": stream,
@@ -232,34 +229,14 @@ async def stream_export(request: HttpRequest, stream_id: int, fmt: str) -> HttpR
     stream = await hub.db(selectors.stream_get, stream_id)
     if stream is None or fmt not in ("ndjson", "raw"):
         raise Http404("No such stream.")
-    media = base_content_type(stream.content_type)
-    start, end = stream.first_index, stream.next_index
     as_array = fmt == "raw" and is_json_type(stream.content_type)
-
-    async def body() -> AsyncIterator[bytes]:
-        position, first = start, True
-        if as_array:
-            yield b"["
-        while position < end:
-            records = await hub.db(
-                stream_selectors.chunks_from_index, stream_id=stream.pk, start=position, end=end
-            )
-            if not records:
-                break
-            if fmt == "ndjson":
-                yield b"".join(
-                    chunk_object({"index": r.index, "ts": r.created_at}, r.data, media) + b"\n"
-                    for r in records
-                )
-            elif as_array:
-                yield (b"" if first else b",") + b",".join(r.data for r in records)
-            else:
-                yield b"".join(r.data for r in records)
-            first = False
-            position = records[-1].index + 1
-        if as_array:
-            yield b"]"
-
+    body = chunks_export(
+        stream_id=stream.pk,
+        content_type=stream.content_type,
+        start=stream.first_index,
+        end=stream.next_index,
+        fmt=fmt,  # type: ignore[arg-type]  # checked above
+    )
     content_type = "application/x-ndjson" if fmt == "ndjson" else "application/octet-stream"
     name = f"stream-{stream.pk}.{'ndjson' if fmt == 'ndjson' else ('json' if as_array else 'bin')}"
-    return _download(StreamingHttpResponse(body(), content_type=content_type), name)
+    return _download(StreamingHttpResponse(body, content_type=content_type), name)

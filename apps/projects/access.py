@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from apps.projects.models import Project
 from apps.projects.services import api_key_authenticate, public_project
 from apps.projects.tokens import token_verify
-from apps.streams.errors import Forbidden, Unauthorized
+from streamdash.core.errors import Forbidden, Unauthorized
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Projects and API keys in the admin: storage used, what expires when, keys shown once."""
+"""API keys in the admin: shown once, revocable at once. The project admin, which shows storage
+and retention, lives in ``apps.retention.admin`` (the app that owns those)."""
 
 from __future__ import annotations
 
@@ -6,87 +7,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import BigIntegerField, Count, F, Min, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.projects.models import ApiKey, Project
+from apps.projects.models import ApiKey
 from apps.projects.services import api_key_create, api_key_revoke
-from apps.retention.admin import expire_now, extend_retention, purge_now
-from apps.retention.models import TaskRetentionPolicy
-from apps.retention.policies import policy_apply
-from apps.runs.models import Run, RunStatus
-from apps.streams.models import Stream
-
-
-def _stream_total(expression: Any) -> Subquery:
-    totals = (
-        Stream.objects.filter(project=OuterRef("pk"))
-        .order_by()
-        .values("project")
-        .annotate(total=Sum(expression))
-        .values("total")
-    )
-    return Coalesce(Subquery(totals, output_field=BigIntegerField()), 0)
-
-
-class TaskPolicyInline(admin.TabularInline):
-    model = TaskRetentionPolicy
-    extra = 0
-
-
-@admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = (
-        "name",
-        "retention_days",
-        "run_count",
-        "chunk_count",
-        "bytes_used",
-        "next_expiry",
-        "created_at",
-    )
-    search_fields = ("name",)
-    inlines = [TaskPolicyInline]
-    actions = [extend_retention, expire_now, purge_now]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
-        runs = Run.objects.filter(project=OuterRef("pk")).order_by().values("project")
-        due = runs.exclude(status=RunStatus.EXPIRED).filter(expires_at__isnull=False)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _runs=Coalesce(
-                    Subquery(runs.annotate(n=Count("pk")).values("n"), BigIntegerField()), 0
-                ),
-                _chunks=_stream_total(F("next_index") - F("first_index")),
-                _bytes=_stream_total(F("byte_size")),
-                _next_expiry=Subquery(due.annotate(t=Min("expires_at")).values("t")),
-            )
-        )
-
-    @admin.display(description="runs", ordering="_runs")
-    def run_count(self, obj: Any) -> int:
-        return int(obj._runs)
-
-    @admin.display(description="chunks", ordering="_chunks")
-    def chunk_count(self, obj: Any) -> int:
-        return int(obj._chunks)
-
-    @admin.display(description="bytes used", ordering="_bytes")
-    def bytes_used(self, obj: Any) -> int:
-        return int(obj._bytes)
-
-    @admin.display(description="next expiry", ordering="_next_expiry")
-    def next_expiry(self, obj: Any) -> Any:
-        return obj._next_expiry
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "retention_days" in form.changed_data:
-            changed = policy_apply(project=obj)
-            self.message_user(request, f"Expiry re-computed for {changed} finished runs.")
 
 
 class ApiKeyAddForm(forms.ModelForm):

@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.projects.models import ApiKey, Project
-from apps.streams.errors import Conflict, Unauthorized
-from apps.streams.rows import aware_datetime
+from streamdash.core.clock import aware_datetime
+from streamdash.core.errors import Conflict, Unauthorized
 
 SECRET_PREFIX = "sd_sk_"
 PUBLIC_PROJECT = "public"

@@ -18,7 +18,7 @@ import jwt
 from django.conf import settings
 from django.utils import timezone
 
-from apps.streams.errors import BadRequest, Unauthorized
+from streamdash.core.errors import BadRequest, Unauthorized
 
 ALGORITHM = "HS256"
 AUDIENCE = "streamdash"

@@ -1,5 +1,6 @@
-"""Retention in the admin: task policies, and the project actions "extend retention",
-"expire now" and "purge now", each behind a confirmation page that shows what it will do."""
+"""Retention in the admin: task policies, and the project admin (storage used, what expires
+when) with the actions "extend retention", "expire now" and "purge now", each behind a
+confirmation page that shows what it will do."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import BigIntegerField, Count, F, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -18,8 +20,9 @@ from apps.projects.models import Project
 from apps.retention.models import TaskRetentionPolicy
 from apps.retention.policies import policy_apply, retention_expire_now, retention_extend
 from apps.retention.services import purge_expired, purge_preview
-
-__all__ = ["expire_now", "extend_retention", "purge_now"]
+from apps.runs.models import Run
+from apps.streams.models import Stream
+from streamdash.core.runstatus import RunStatus
 
 _FAR_AHEAD = dt.timedelta(days=36500)
 
@@ -129,3 +132,73 @@ def purge_now(
         effect="These expired chunks will be deleted now, for good:",
         preview_expire_all=False,
     )
+
+
+def _stream_total(expression: Any) -> Subquery:
+    totals = (
+        Stream.objects.filter(project=OuterRef("pk"))
+        .order_by()
+        .values("project")
+        .annotate(total=Sum(expression))
+        .values("total")
+    )
+    return Coalesce(Subquery(totals, output_field=BigIntegerField()), 0)
+
+
+class TaskPolicyInline(admin.TabularInline):
+    model = TaskRetentionPolicy
+    extra = 0
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "retention_days",
+        "run_count",
+        "chunk_count",
+        "bytes_used",
+        "next_expiry",
+        "created_at",
+    )
+    search_fields = ("name",)
+    inlines = [TaskPolicyInline]
+    actions = [extend_retention, expire_now, purge_now]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        runs = Run.objects.filter(project=OuterRef("pk")).order_by().values("project")
+        due = runs.exclude(status=RunStatus.EXPIRED).filter(expires_at__isnull=False)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _runs=Coalesce(
+                    Subquery(runs.annotate(n=Count("pk")).values("n"), BigIntegerField()), 0
+                ),
+                _chunks=_stream_total(F("next_index") - F("first_index")),
+                _bytes=_stream_total(F("byte_size")),
+                _next_expiry=Subquery(due.annotate(t=Min("expires_at")).values("t")),
+            )
+        )
+
+    @admin.display(description="runs", ordering="_runs")
+    def run_count(self, obj: Any) -> int:
+        return int(obj._runs)
+
+    @admin.display(description="chunks", ordering="_chunks")
+    def chunk_count(self, obj: Any) -> int:
+        return int(obj._chunks)
+
+    @admin.display(description="bytes used", ordering="_bytes")
+    def bytes_used(self, obj: Any) -> int:
+        return int(obj._bytes)
+
+    @admin.display(description="next expiry", ordering="_next_expiry")
+    def next_expiry(self, obj: Any) -> Any:
+        return obj._next_expiry
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "retention_days" in form.changed_data:
+            changed = policy_apply(project=obj)
+            self.message_user(request, f"Expiry re-computed for {changed} finished runs.")

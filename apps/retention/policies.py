@@ -1,33 +1,21 @@
-"""Which retention applies to a run: its task's policy, else its project's, else the site's
-default (``STREAMDASH_RETENTION_DAYS``, 28 days). A run's ``expires_at`` is the source of truth
-the purge reads; these functions compute it, and re-compute it when a policy changes."""
+"""Changing retention: a run's ``expires_at`` is the source of truth the purge reads; it is set
+when the run ends (``apps.runs.expiry``) and re-computed here when a policy changes."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.retention.models import TaskRetentionPolicy
-from apps.runs.models import FINAL_STATUSES, Run, RunStatus
+from apps.runs.expiry import retention_days_for
+from apps.runs.models import Run
+from streamdash.core.runstatus import FINAL_STATUSES, RunStatus
 
-__all__ = ["policy_apply", "retention_days_for", "retention_expire_now", "retention_extend"]
+__all__ = ["policy_apply", "retention_expire_now", "retention_extend"]
 
 _BATCH = 500
-
-
-def retention_days_for(*, project: Project, task_id: str) -> int:
-    task_days = (
-        TaskRetentionPolicy.objects.filter(project=project, task_id=task_id)
-        .values_list("retention_days", flat=True)
-        .first()
-    )
-    if task_days is not None:
-        return task_days
-    return project.retention_days or settings.STREAMDASH_RETENTION_DAYS
 
 
 def _kept_runs(projects: list[Project]) -> list[str]:

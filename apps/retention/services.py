@@ -33,8 +33,9 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.runs.models import Run, RunStatus
+from apps.runs.models import Run
 from apps.streams.models import Chunk, Stream
+from streamdash.core.runstatus import RunStatus
 
 __all__ = ["PurgeReport", "purge_expired", "purge_preview"]
 

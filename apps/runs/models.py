@@ -2,19 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    EXECUTING = "executing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    EXPIRED = "expired"
-
-
-FINAL_STATUSES = frozenset(
-    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.EXPIRED}
-)
+from streamdash.core.runstatus import FINAL_STATUSES, RunStatus
 
 
 class Run(models.Model):

@@ -45,3 +45,7 @@ def runs_page(
 
 def run_streams(*, run: Run) -> list[Stream]:
     return list(Stream.objects.filter(run=run).order_by("created_at", "key"))
+
+
+def run_exists(*, project: Project, run_id: str) -> bool:
+    return Run.objects.filter(project=project, pk=run_id).exists()

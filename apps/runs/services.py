@@ -9,12 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.retention.policies import retention_days_for
+from apps.runs.expiry import retention_days_for
 from apps.runs.ids import new_run_id
-from apps.runs.models import FINAL_STATUSES, Run, RunStatus
+from apps.runs.models import Run
 from apps.streams import notify
-from apps.streams.errors import BadRequest, Conflict, NotFound
 from apps.streams.services import streams_close_for_run
+from streamdash.core.errors import BadRequest, Conflict, NotFound
+from streamdash.core.runstatus import FINAL_STATUSES, RunStatus
 
 # Which status may follow which. A final status is final.
 _TRANSITIONS: dict[str, frozenset[str]] = {

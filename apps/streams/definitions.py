@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apps.projects.models import Project
-from apps.streams.errors import BadRequest, NotFound, TooLarge
 from apps.streams.models import StreamDefinition
 from apps.streams.schemas import check_schema
+from streamdash.core.errors import BadRequest, NotFound, TooLarge
 
 __all__ = ["definition_get", "definition_put"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from apps.streams.errors import Gone, StreamNotFound
 from apps.streams.hub import StreamGone, get_hub
 from apps.streams.records import ChunkRecord
+from streamdash.core.errors import Gone, StreamNotFound
 
 
 @dataclass(frozen=True)

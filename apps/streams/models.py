@@ -66,10 +66,6 @@ class Stream(models.Model):
     def __str__(self) -> str:
         return f"{self.run_id}/{self.key}" if self.run_id else self.key
 
-    @property
-    def is_json(self) -> bool:
-        return self.content_type.split(";")[0].strip().lower() == "application/json"
-
 
 class Chunk(models.Model):
     """One chunk: the exact bytes written. (stream, index) is the key and the read path."""

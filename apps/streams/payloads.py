@@ -14,7 +14,8 @@ import re
 
 from django.conf import settings
 
-from apps.streams.errors import EmptyBody, InvalidJson, TooLarge
+from streamdash.core.content import is_json_type
+from streamdash.core.errors import EmptyBody, InvalidJson, TooLarge
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\n\r]*")
@@ -23,15 +24,6 @@ _WS = re.compile(r"[ \t\n\r]*")
 # The former ``"(?:[^"\\]|\\.)*"`` failed and restarted at every quote of an unterminated
 # string: quadratic, 4.5 s of CPU for a 20 KB body of ``\"`` pairs.
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
-
-
-def base_content_type(content_type: str) -> str:
-    """``application/json; charset=utf-8`` → ``application/json``."""
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def is_json_type(content_type: str) -> bool:
-    return base_content_type(content_type) == "application/json"
 
 
 def _skip_ws(text: str, pos: int) -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apps.streams.errors import BadRequest, ProducerSeqGap, StaleProducerEpoch
 from apps.streams.rows import ProducerState
+from streamdash.core.errors import BadRequest, ProducerSeqGap, StaleProducerEpoch
 
 
 @dataclass(frozen=True)

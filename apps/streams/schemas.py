@@ -15,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
-from apps.streams.errors import BadRequest, SchemaViolation
+from streamdash.core.errors import BadRequest, SchemaViolation
 
 
 @functools.lru_cache(maxsize=256)

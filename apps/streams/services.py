@@ -17,9 +17,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.runs.models import FINAL_STATUSES, Run
 from apps.streams import inserts, notify, producers, rows, schemas
-from apps.streams.errors import (
+from apps.streams.models import Stream
+from apps.streams.producers import ProducerClaim
+from apps.streams.rows import LockedStream, ProducerState
+from streamdash.core.content import base_content_type, is_json_type
+from streamdash.core.errors import (
     ContentTypeMismatch,
     EmptyBody,
     NotFound,
@@ -31,10 +34,7 @@ from apps.streams.errors import (
     StreamFull,
     StreamNotFound,
 )
-from apps.streams.models import Stream
-from apps.streams.payloads import base_content_type, is_json_type
-from apps.streams.producers import ProducerClaim
-from apps.streams.rows import LockedStream, ProducerState
+from streamdash.core.runstatus import FINAL_STATUSES
 
 __all__ = [
     "AppendResult",
@@ -46,8 +46,12 @@ __all__ = [
     "stream_create",
     "stream_delete",
     "stream_lookup",
+    "stream_touch",
     "streams_close_for_run",
 ]
+
+
+_TOUCH_GRANULARITY = dt.timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,19 @@ def stream_create(
     project: Project,
     key: str,
     config: StreamConfig,
-    run: Run | None = None,
+    run_id: str | None = None,
     chunks: list[bytes] | None = None,
 ) -> tuple[Stream, bool]:
     """Create a stream, idempotently: the same config again returns the existing stream
-    (``created`` False); a different config raises ``StreamExists`` (409)."""
-    if run is not None and run.is_final:
-        raise RunFinished(f"Run {run.id} has finished; it cannot get new streams.", run=run.id)
+    (``created`` False); a different config raises ``StreamExists`` (409). A run's stream needs
+    the run to exist in the project and not to have finished."""
+    run_status = _run_status(project, run_id) if run_id is not None else None
+    if run_status in FINAL_STATUSES:
+        raise RunFinished(f"Run {run_id} has finished; it cannot get new streams.", run=run_id)
     now = timezone.now()
     lookup = (
-        {"run": run, "key": key}
-        if run is not None
+        {"run_id": run_id, "key": key}
+        if run_id is not None
         else {"project": project, "run": None, "key": key}
     )
     try:
@@ -142,7 +148,7 @@ def stream_create(
                 return existing, False
             stream = Stream.objects.create(
                 project=project,
-                run=run,
+                run_id=run_id,
                 key=key,
                 content_type=config.content_type,
                 ttl_seconds=config.ttl_seconds,
@@ -158,13 +164,40 @@ def stream_create(
                     stream_id=stream.pk, next_index=stream.next_index, closed=stream.closed
                 )
             )
-            if run is not None:
+            if run_id is not None and run_status is not None:
                 # Run subscribers pick up the new stream from the run's group.
-                transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+                transaction.on_commit(
+                    lambda: notify.run_changed(run_id=run_id, status=run_status)
+                )
             return stream, True
     except IntegrityError:
         # Two creates raced; the loser sees the winner's row on retry.
-        return stream_create(project=project, key=key, config=config, run=run, chunks=chunks)
+        return stream_create(
+            project=project, key=key, config=config, run_id=run_id, chunks=chunks
+        )
+
+
+def _run_status(project: Project, run_id: str) -> str:
+    """The status of one of the project's runs, or ``NotFound``. Read through the project's
+    reverse relation: runs sit above streams and are not imported here."""
+    status: str | None = (
+        project.runs.filter(pk=run_id).values_list("status", flat=True).first()  # type: ignore[attr-defined]
+    )
+    if status is None:
+        raise NotFound(f"Run {run_id!r} not found.", run=run_id)
+    return status
+
+
+def stream_touch(stream: Stream) -> None:
+    """Sliding TTL: a stream created with ``Stream-TTL`` lives that long after its last use.
+    Written at most once a second per stream, so a busy reader does not write on every read."""
+    if stream.ttl_seconds is None:
+        return
+    expires_at = timezone.now() + dt.timedelta(seconds=stream.ttl_seconds)
+    if stream.expires_at is not None and expires_at - stream.expires_at < _TOUCH_GRANULARITY:
+        return
+    stream.expires_at = expires_at
+    Stream.objects.filter(pk=stream.pk).update(expires_at=expires_at)
 
 
 def _is_expired(stream: Stream | LockedStream, now: dt.datetime) -> bool:
@@ -304,7 +337,7 @@ def _closed(stream: LockedStream) -> StreamClosed | RunFinished:
     headers = {"Stream-Closed": "true"}
     if (
         stream.run_id is not None
-        and Run.objects.filter(pk=stream.run_id, status__in=list(FINAL_STATUSES)).exists()
+        and Stream.objects.filter(pk=stream.pk, run__status__in=list(FINAL_STATUSES)).exists()
     ):
         return RunFinished(
             f"Run {stream.run_id} has finished; its streams cannot change.",

@@ -10,7 +10,7 @@ from django.test import AsyncClient, Client
 from apps.projects.models import Project
 from apps.runs.services import run_create, run_update
 from apps.streams.models import Chunk, Stream
-from apps.streams.offsets import offset_for
+from streamdash.core.offsets import offset_for
 
 JSON = "application/json"
 

@@ -14,7 +14,7 @@ from django.test import Client
 from apps.projects.checks import check_streamdash_deploy
 from apps.projects.models import ApiKey, Project
 from apps.projects.services import api_key_authenticate
-from apps.streams.errors import Unauthorized
+from streamdash.core.errors import Unauthorized
 from tests.server import ROOT
 
 

@@ -17,11 +17,13 @@ from django.utils import timezone
 from apps.projects.models import Project
 from apps.retention import scheduler
 from apps.retention.models import TaskRetentionPolicy
-from apps.retention.policies import policy_apply, retention_days_for
+from apps.retention.policies import policy_apply
 from apps.retention.services import purge_expired, purge_preview
-from apps.runs.models import Run, RunStatus
+from apps.runs.expiry import retention_days_for
+from apps.runs.models import Run
 from apps.runs.services import run_create, run_update
 from apps.streams.models import Chunk, Producer, Stream
+from streamdash.core.runstatus import RunStatus
 from tests.factories import make_project, make_stream
 
 JSON = "application/json"

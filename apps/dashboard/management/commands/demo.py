@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.dashboard.demo import DEMO_PASSWORD, DEMO_USER, DemoWriter, demo_setup
-from streamdash.serving import daphne_command
+from streamdash.core.serving import daphne_command
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.projects.models import ApiKey, Project
 from apps.projects.services import api_key_create, api_key_find, api_key_revoke
-from apps.streams.errors import DomainError
+from streamdash.core.errors import DomainError
 
 
 class Command(BaseCommand):

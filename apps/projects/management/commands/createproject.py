@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.projects.services import project_create
-from apps.streams.errors import DomainError
+from streamdash.core.errors import DomainError
 
 
 class Command(BaseCommand):

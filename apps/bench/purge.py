@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.retention.services import purge_expired
-from apps.runs.models import Run, RunStatus
+from apps.runs.models import Run
 from apps.runs.services import run_create
 from apps.streams.inserts import insert_chunks
 from apps.streams.models import Stream
+from streamdash.core.runstatus import RunStatus
 
 __all__ = ["bench_purge"]
 

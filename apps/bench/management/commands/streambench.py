@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 def _append(command: BaseCommand, options: dict[str, Any]) -> None:
-    from apps.streams.bench import append
+    from apps.bench import append
 
     append.run(
         append.Options(
@@ -26,15 +26,15 @@ def _append(command: BaseCommand, options: dict[str, Any]) -> None:
 
 
 def _history(command: BaseCommand, options: dict[str, Any]) -> None:
-    from apps.dashboard import bench
+    from apps.bench import history
 
-    bench.run(options["chunks"], options["repeat"], command.stdout.write)
+    history.run(options["chunks"], options["repeat"], command.stdout.write)
 
 
 def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
     import json
 
-    from apps.retention.bench import bench_purge
+    from apps.bench.purge import bench_purge
 
     for batch_size in (1_000, 5_000, 20_000):
         result = bench_purge(runs=20, chunks_per_run=options["chunks"] // 20, batch_size=batch_size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from apps.streams.errors import InvalidOffset
+from streamdash.core.errors import InvalidOffset
 
 START = "-1"
 NOW = "now"

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from django.conf import settings
 
-from streamdash.serving import daphne_command
+from streamdash.core.serving import daphne_command
 
 
 def free_port() -> int:

@@ -19,8 +19,8 @@ import httpx
 from django.db import connection
 from django.utils import timezone
 
+from apps.bench.server import BenchServer
 from apps.projects.services import project_create
-from apps.streams.bench.server import BenchServer
 from apps.streams.models import Chunk
 from apps.streams.services import StreamConfig, stream_create
 
