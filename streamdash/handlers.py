@@ -19,20 +19,27 @@ are short and share Django's one outside-context thread.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 
-API_PREFIXES = ("/ds/", "/api/")
+from apps.api.urls import PREFIXES, STREAM_URL
 
 
-_STREAM_URL = re.compile(r"^/(ds/.*|api/v1/runs/[^/]+/(streams/[^/]+|subscribe))$")
+def route_path(scope: Any) -> str:
+    """The path Django's URL resolver will see: ``root_path`` (daphne's ``Daphne-Root-Path``
+    header, which any client may send) taken off, exactly as ``ASGIRequest`` does. Dispatching
+    on the raw path instead let a client route the API through the site's handler."""
+    path: str = scope["path"]
+    prefix = get_script_prefix(scope)
+    if prefix and path.startswith(prefix):
+        path = path.removeprefix(prefix)
+    return path if path.startswith("/") else "/" + path
 
 
 def is_stream_url(scope: Any) -> bool:
-    return _STREAM_URL.match(scope["path"]) is not None
+    return STREAM_URL.match(route_path(scope)) is not None
 
 
 class ApiASGIHandler(ASGIHandler):
@@ -68,7 +75,7 @@ class PathDispatcher:
         self.site = site
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
+        if scope["type"] == "http" and route_path(scope).startswith(PREFIXES):
             await self.api(scope, receive, send)
         else:
             await self.site(scope, receive, send)

@@ -7,7 +7,6 @@ Every knob is an environment variable so that one file serves the embedded defau
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -77,9 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "apps.api.middleware.StreamCorsMiddleware",
-    "apps.api.middleware.SiteSecurityHeadersMiddleware",
-    "apps.api.ratelimit.RateLimitMiddleware",
+    "apps.dashboard.middleware.SiteSecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -89,11 +86,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "apps.dashboard.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 # The API and stream URLs run behind async-native middleware only (see streamdash/handlers.py).
-# The rate limit sits in both lists: here for the server, above for the test client's chain.
 STREAMDASH_API_MIDDLEWARE = [
     "apps.api.middleware.StreamCorsMiddleware",
     "apps.api.ratelimit.RateLimitMiddleware",
@@ -131,12 +126,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
-    }
-    # Tests use a file too: Django's default in-memory test database is shared-cache SQLite,
-    # whose table locks fail at once ("database table is locked") when a hub thread reads
-    # while a test writes, instead of waiting like WAL does.
-    DATABASES["default"]["TEST"] = {
-        "NAME": os.path.join(tempfile.gettempdir(), f"streamdash-test-{os.getpid()}.sqlite3")
     }
 else:
     # psycopg 3's pool: connections are reused across requests and threads without

@@ -62,6 +62,8 @@ class Server:
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
+            # A real server runs the production settings, not the test suite's.
+            "DJANGO_SETTINGS_MODULE": "streamdash.settings",
             "DEBUG": "1",
             "SECRET_KEY": "e2e-test-secret-key-not-for-production-0123456789",
             "STREAMDASH_LONG_POLL_TIMEOUT": "2",

@@ -1,5 +1,6 @@
 """Domain errors → the JSON error shape of PROTOCOL.md §4. The only place that builds error
-JSON: views raise ``DomainError``s and ``api_errors`` renders them."""
+JSON, for HTTP responses, SSE ``error`` events and WebSocket ``error`` frames alike: views and
+consumers raise ``DomainError``s and render them with ``error_body``."""
 
 from __future__ import annotations
 
@@ -16,26 +17,24 @@ from streamdash.core.errors import DomainError
 logger = logging.getLogger(__name__)
 
 
+def error_body(exc: DomainError) -> dict[str, Any]:
+    """``{"code", "message", …facts}``: what goes under ``"error"`` everywhere."""
+    return {"code": exc.code, "message": exc.message, **exc.facts}
+
+
+def error_json(exc: DomainError) -> str:
+    return json.dumps(error_body(exc), default=str)
+
+
 def error_response(exc: DomainError) -> HttpResponse:
-    body: dict[str, Any] = {"code": exc.code, "message": exc.message, **exc.facts}
     response = HttpResponse(
-        json.dumps({"error": body}, default=str),
+        json.dumps({"error": error_body(exc)}, default=str),
         status=exc.status,
         content_type="application/json",
     )
     for name, value in exc.headers.items():
         response[name] = value
     return response
-
-
-def internal_error_response() -> HttpResponse:
-    return HttpResponse(
-        json.dumps(
-            {"error": {"code": "internal_error", "message": "The server failed; try again."}}
-        ),
-        status=500,
-        content_type="application/json",
-    )
 
 
 View = Callable[..., HttpResponse]

@@ -30,7 +30,3 @@ def read_json_object(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidJson("The body must be a JSON object.")
     return value
-
-
-def json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)

@@ -6,7 +6,6 @@ on a bounded pool (``apps.streams.threads``); after that, live chunks come from 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -17,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.api import protocol, sse, stream_views
-from apps.api.errors import error_response
+from apps.api.errors import error_json, error_response
 from apps.api.targets import Target, run_target, standalone_target
 from apps.streams import hub, services, threads
 from apps.streams.export import chunks_export
@@ -179,8 +178,7 @@ def _sse_response(
                     closed=batch.closed,
                 )
         except DomainError as exc:
-            error = {"code": exc.code, "message": exc.message, **exc.facts}
-            yield f"event: error\ndata:{json.dumps(error)}\n\n".encode()
+            yield f"event: error\ndata:{error_json(exc)}\n\n".encode()
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache, no-store"

@@ -10,6 +10,7 @@ import datetime as dt
 import random
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponseBase, QueryDict
@@ -41,14 +42,18 @@ EXPOSED_HEADERS = (
     "Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Location"
 )
 
-_TTL_RE = re.compile(r"^(0|[1-9][0-9]{0,11})$")
-_UINT_RE = re.compile(r"^(0|[1-9][0-9]{0,17})$")
+_TTL_RE = re.compile(r"0|[1-9][0-9]{0,11}")
+_UINT_RE = re.compile(r"0|[1-9][0-9]{0,17}")
 # Cursors are numbered 20-second intervals: CDN request collapsing keys on them.
 _CURSOR_INTERVAL = 20
 
 
-def _single(query: QueryDict, name: str) -> str | None:
-    values = query.getlist(name)
+# A query as Django gives it (QueryDict) or as ``urllib.parse.parse_qs`` does (WebSocket scopes).
+Query = QueryDict | Mapping[str, list[str]]
+
+
+def _single(query: Query, name: str) -> str | None:
+    values = query.getlist(name) if isinstance(query, QueryDict) else query.get(name, [])
     if len(values) > 1:
         raise BadRequest(f"Query parameter {name!r} was given {len(values)} times; give it once.")
     return values[0] if values else None
@@ -66,7 +71,7 @@ def stream_config(request: HttpRequest, content_type: str) -> StreamConfig:
     ttl: int | None = None
     expires_at: dt.datetime | None = None
     if ttl_header is not None:
-        if not _TTL_RE.match(ttl_header.strip()):
+        if not _TTL_RE.fullmatch(ttl_header.strip()):
             raise BadRequest(
                 f"Stream-TTL {ttl_header!r} is not valid: give whole seconds, e.g. 3600.",
                 header=TTL,
@@ -103,7 +108,7 @@ def producer_claim(request: HttpRequest) -> ProducerClaim | None:
     if not producer_id or len(producer_id) > 200:
         raise BadRequest("Producer-Id must be 1–200 characters.", header="Producer-Id")
     for name, value in (("Producer-Epoch", epoch), ("Producer-Seq", seq)):
-        if not _UINT_RE.match(value):
+        if not _UINT_RE.fullmatch(value):
             raise BadRequest(f"{name} must be a non-negative integer, got {value!r}.", header=name)
     return ProducerClaim(producer_id, int(epoch), int(seq))
 
@@ -124,17 +129,21 @@ class ReadRequest:
 
 
 def read_request(request: HttpRequest) -> ReadRequest:
-    query = request.GET
+    return read_params(request.GET, last_event_id=request.headers.get("Last-Event-ID"))
+
+
+def read_params(query: Query, *, last_event_id: str | None = None) -> ReadRequest:
+    """The read parameters of a stream URL, for HTTP and WebSocket alike: ``offset``,
+    ``start_index``, ``Last-Event-ID`` (wins), ``live``, ``cursor``, ``timeout``, ``format``."""
     live = _single(query, "live")
     if live not in (None, "long-poll", "sse"):
         raise BadRequest(f"live must be long-poll or sse, got {live!r}.")
     offset = _single(query, "offset")
     start_index = _single(query, "start_index")
     if start_index is not None:
-        if not _UINT_RE.match(start_index):
+        if not _UINT_RE.fullmatch(start_index):
             raise BadRequest(f"start_index must be a non-negative integer, got {start_index!r}.")
         offset = offset_for(int(start_index))
-    last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
         offset = last_event_id.strip()
     if offset is not None and offset not in (START, NOW):

@@ -21,13 +21,13 @@ from collections import OrderedDict
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
+from apps.api import urls
 from apps.api.errors import error_response
 from streamdash.core.errors import RateLimited
 from streamdash.core.middleware import HookMiddleware
 
 __all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key"]
 
-_PREFIXES = ("/api/", "/ds/")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_KEYS = 100_000
 
@@ -79,7 +79,7 @@ def _limited(request: HttpRequest) -> HttpResponseBase | None:
     rate = float(settings.STREAMDASH_RATE_LIMIT_PER_SECOND)
     if rate <= 0 or request.method not in _WRITE_METHODS:
         return None
-    if not request.path.startswith(_PREFIXES):
+    if not request.path_info.startswith(urls.PREFIXES):
         return None
     burst = max(1.0, float(settings.STREAMDASH_RATE_LIMIT_BURST))
     wait = buckets.take(rate_key(request), rate=rate, burst=burst)

@@ -15,8 +15,8 @@ from apps.streams.models import Stream
 from apps.streams.services import StreamRef, stream_lookup
 from streamdash.core.errors import BadRequest, NotFound, StreamNotFound
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9._~:/-]{1,500}$")
+_KEY_RE = re.compile(r"[A-Za-z0-9._~:-]{1,200}")
+_NAME_RE = re.compile(r"[A-Za-z0-9._~:/-]{1,500}")
 
 
 @dataclass
@@ -55,14 +55,14 @@ class Target:
 
 
 def standalone_target(request: HttpRequest, name: str) -> Target:
-    if not _NAME_RE.match(name) or ".." in name.split("/"):
+    if not _NAME_RE.fullmatch(name) or ".." in name.split("/"):
         raise BadRequest(f"Stream name {name!r} is not valid.", stream=name)
     principal = authenticate(request, allow_public=settings.STREAMDASH_PUBLIC_DS)
     return Target(principal, name, None)
 
 
 def run_target(request: HttpRequest, run_id: str, key: str) -> Target:
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise BadRequest(
             f"Stream key {key!r} is not valid: use 1–200 letters, digits and . _ ~ : -",
             stream=key,

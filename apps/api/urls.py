@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+import re
+
+from django.urls import URLPattern, path
 
 from apps.api import definition_views, live_views, run_views, subscribe_views, worker_views
 
@@ -17,3 +19,19 @@ urlpatterns = [
     path("api/v1/tokens", run_views.tokens, name="api-tokens"),
     path("api/v1/definitions/<str:stream_id>", definition_views.definition, name="api-definition"),
 ]
+
+# Derived from the routes above, so a route added or moved is classified with them: the path
+# prefixes every API response is recognised by (CORS, sandbox CSP, rate limit), and the stream
+# URLs, which may be live reads and are served outside Django's per-request thread
+# (streamdash/handlers.py).
+PREFIXES = tuple(sorted({f"/{str(p.pattern).split('/')[0]}/" for p in urlpatterns}))
+_STREAM_ROUTES = ("ds-stream", "api-run-stream", "api-subscribe")
+
+
+def _unnamed(pattern: URLPattern) -> str:
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern.pattern.regex.pattern.removeprefix("^"))
+
+
+STREAM_URL = re.compile(
+    "^/(?:" + "|".join(_unnamed(p) for p in urlpatterns if p.name in _STREAM_ROUTES) + ")"
+)

@@ -29,13 +29,14 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 from django.utils import timezone
 
+from apps.api.errors import error_body
+from apps.api.protocol import read_params
 from apps.projects.access import authenticate_credential
 from apps.runs.models import Run
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from streamdash.core.content import chunk_object
-from streamdash.core.errors import BadRequest, DomainError, NotFound, StreamNotFound
-from streamdash.core.offsets import parse_offset
+from streamdash.core.errors import DomainError, NotFound, StreamNotFound
 
 __all__ = ["StreamReaderConsumer", "websocket_urlpatterns"]
 
@@ -51,40 +52,17 @@ class _Opened:
     idle_timeout: float | None
 
 
-def _query(scope: dict[str, Any]) -> dict[str, str]:
-    raw = scope.get("query_string", b"").decode("latin-1")
-    return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+def _query(scope: dict[str, Any]) -> dict[str, list[str]]:
+    return parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
 
 
-def _credential(scope: dict[str, Any], query: dict[str, str]) -> str | None:
+def _credential(scope: dict[str, Any], query: dict[str, list[str]]) -> str | None:
     for name, value in scope.get("headers", []):
         if name.lower() == b"authorization":
             scheme, _, secret = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and secret.strip():
                 return secret.strip()
-    return query.get("token") or None
-
-
-def _start(query: dict[str, str], tail: int) -> int:
-    if "start_index" in query:
-        if not query["start_index"].isdigit():
-            raise BadRequest("start_index must be a whole number.")
-        return min(int(query["start_index"]), tail)
-    if "offset" in query:
-        return min(parse_offset(query["offset"], tail=tail), tail)
-    return 0
-
-
-def _idle_timeout(query: dict[str, str]) -> float | None:
-    if "timeout" not in query:
-        return None
-    try:
-        value = float(query["timeout"])
-    except ValueError:
-        raise BadRequest("timeout must be a number of seconds.") from None
-    if not value > 0:
-        raise BadRequest("timeout must be positive.")
-    return value
+    return (query.get("token") or [None])[-1] or None
 
 
 def _open(scope: dict[str, Any]) -> _Opened:
@@ -92,16 +70,17 @@ def _open(scope: dict[str, Any]) -> _Opened:
     run_id, key = kwargs["run_id"], kwargs["key"]
     query = _query(scope)
     principal = authenticate_credential(_credential(scope, query))
+    params = read_params(query)
     principal.require("read", run_id=run_id, key=key)
     if not Run.objects.filter(project=principal.project, pk=run_id).exists():
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     stream = Stream.objects.filter(run_id=run_id, key=key).first()
     if stream is None or (stream.expires_at is not None and stream.expires_at <= timezone.now()):
         raise StreamNotFound(f"Stream {key!r} not found.", stream=key)
-    start = _start(query, stream.next_index)
+    start = params.start_index(stream.next_index)
     check_retained(stream.first_index, start)
     expires = principal.expires_at.timestamp() if principal.expires_at else None
-    return _Opened(stream.pk, stream.content_type, start, expires, _idle_timeout(query))
+    return _Opened(stream.pk, stream.content_type, start, expires, params.idle_timeout)
 
 
 class StreamReaderConsumer(AsyncWebsocketConsumer):
@@ -126,8 +105,7 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
                 await self._pump
 
     async def _fail(self, exc: DomainError) -> None:
-        error = {"code": exc.code, "message": exc.message, **exc.facts}
-        await self.send(json.dumps({"type": "error", "error": error}, default=str))
+        await self.send(json.dumps({"type": "error", "error": error_body(exc)}, default=str))
         await self.close(code=4000 + exc.status)
 
     async def _send_chunks(self, opened: _Opened) -> None:

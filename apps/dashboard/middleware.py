@@ -1,44 +1,25 @@
-"""Content-Security-Policy for the dashboard's HTML.
-
-Chunk contents are escaped by the templates; the CSP is the second wall: no inline script, no
-eval (htmx's ``hx-on``/``js:`` features stay off), no inline styles, no plugins, no framing,
-requests only to this origin. It is stricter than the site-wide ``STREAMDASH_CSP`` (which the
-admin needs, with inline styles) and set first, so that policy leaves it alone. Responses that
-set their own policy (raw chunk downloads) keep it.
-"""
+"""Security headers of the site's pages (dashboard, admin, static files): the CSP chosen by
+``streamdash.core.csp`` and same-origin CORP. The API and stream URLs set their own
+(``apps.api.middleware``)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import reverse
 
+from streamdash.core import csp
 from streamdash.core.middleware import HookMiddleware
 
-POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-_SKIP_PREFIXES = ("/admin/", "/api/", "/ds/")
 
-
-def _add_policy(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-    if (
-        "Content-Security-Policy" not in response
-        and response.get("Content-Type", "").startswith("text/html")
-        and not request.path.startswith(_SKIP_PREFIXES)
-    ):
-        response["Content-Security-Policy"] = POLICY
-    return response
-
-
-class ContentSecurityPolicyMiddleware(HookMiddleware):
+class SiteSecurityHeadersMiddleware(HookMiddleware):
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        return _add_policy(request, response)
+        if "Content-Security-Policy" not in response:
+            policy = csp.site_policy(
+                is_admin=request.path.startswith(reverse("admin:index")),
+                content_type=response.get("Content-Type", ""),
+            )
+            if policy:
+                response["Content-Security-Policy"] = policy
+        if "Cross-Origin-Resource-Policy" not in response:
+            response["Cross-Origin-Resource-Policy"] = "same-origin"
+        return response

@@ -21,12 +21,12 @@ from streamdash.core.errors import BadRequest, NotFound, TooLarge
 
 __all__ = ["definition_get", "definition_put"]
 
-_ID_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}$")
+_ID_RE = re.compile(r"[A-Za-z0-9._~:-]{1,200}")
 _DESCRIPTION_MAX = 10_000
 
 
 def _check(stream_id: str, schema: Any, description: str) -> None:
-    if not _ID_RE.match(stream_id):
+    if not _ID_RE.fullmatch(stream_id):
         raise BadRequest(
             f"Stream id {stream_id!r} is not valid: use 1–200 letters, digits and . _ ~ : -",
             stream=stream_id,

@@ -14,7 +14,7 @@ from streamdash.core.errors import InvalidOffset
 START = "-1"
 NOW = "now"
 _PREFIX = "0" * 16 + "_"
-_OFFSET_RE = re.compile(r"^(\d{16})_(\d{16})$")
+_OFFSET_RE = re.compile(r"([0-9]{16})_([0-9]{16})")
 
 
 def offset_for(index: int) -> str:
@@ -27,7 +27,7 @@ def parse_offset(offset: str, *, tail: int) -> int:
         return 0
     if offset == NOW:
         return tail
-    match = _OFFSET_RE.match(offset)
+    match = _OFFSET_RE.fullmatch(offset)
     if match is None:
         raise InvalidOffset(offset)
     return int(match.group(2))
