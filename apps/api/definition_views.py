@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from apps.api.errors import api_errors
 from apps.api.jsonbody import read_json_object
+from apps.api.serializers import definition_dict
 from apps.projects.access import authenticate
 from apps.streams.definitions import definition_get, definition_put
-from apps.streams.models import StreamDefinition
 from streamdash.core.errors import BadRequest
-
-
-def _definition_dict(definition: StreamDefinition) -> dict[str, Any]:
-    return {
-        "stream_id": definition.stream_id,
-        "schema": definition.schema,
-        "description": definition.description,
-        "validate": definition.validate,
-        "updated_at": definition.updated_at.isoformat().replace("+00:00", "Z"),
-    }
 
 
 @csrf_exempt
@@ -34,7 +22,7 @@ def definition(request: HttpRequest, stream_id: str) -> JsonResponse:
     if request.method == "GET":
         principal.require("read")
         found = definition_get(project=principal.project, stream_id=stream_id)
-        return JsonResponse(_definition_dict(found))
+        return JsonResponse(definition_dict(found))
     principal.require("write")
     body = read_json_object(request)
     description = body.get("description", "")
@@ -46,4 +34,4 @@ def definition(request: HttpRequest, stream_id: str) -> JsonResponse:
         schema=body.get("schema"),
         description=description,
     )
-    return JsonResponse(_definition_dict(saved), status=201 if created else 200)
+    return JsonResponse(definition_dict(saved), status=201 if created else 200)

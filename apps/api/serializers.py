@@ -1,11 +1,12 @@
-"""Runs and their streams as JSON-ready dicts (the API's and the SDK's shape)."""
+"""Runs, their streams and stream definitions as JSON-ready dicts: the API's (and the SDK's)
+shape."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from apps.runs.models import Run
-from apps.streams.models import Stream
+from apps.streams.models import Stream, StreamDefinition
 
 
 def _iso(value: Any) -> str | None:
@@ -41,4 +42,14 @@ def stream_dict(stream: Stream) -> dict[str, Any]:
         "closed": stream.closed,
         "created_at": _iso(stream.created_at),
         "closed_at": _iso(stream.closed_at),
+    }
+
+
+def definition_dict(definition: StreamDefinition) -> dict[str, Any]:
+    return {
+        "stream_id": definition.stream_id,
+        "schema": definition.schema,
+        "description": definition.description,
+        "validate": definition.validate,
+        "updated_at": _iso(definition.updated_at),
     }
