@@ -6,7 +6,8 @@
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
   real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
 - WebSocket: token-authenticated reader routes first (no cookies, so no Origin check needed),
-  then the dashboard's cookie-authenticated routes behind ``AllowedHostsOriginValidator``.
+  then the dashboard's cookie-authenticated routes behind ``SameOriginValidator`` (scheme,
+  host and port of the page must be the socket's own).
 - Serve with Daphne's WebSocket size limits set explicitly, e.g.
   ``daphne --websocket-max-message-size 65536 --websocket-max-frame-size 65536 \\
   streamdash.asgi:application`` (readers send nothing; the dashboard sends small messages).
@@ -22,12 +23,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamdash.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from apps.api.bodylimit import RequestBodyLimit  # noqa: E402
 from apps.api.logredact import redact_daphne_access_log  # noqa: E402
 from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
+from apps.dashboard.origin import SameOriginValidator  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from apps.retention.scheduler import PurgeScheduler  # noqa: E402
 from streamdash.handlers import ApiASGIHandler, PathDispatcher  # noqa: E402
@@ -42,7 +43,7 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(
             [
                 *token_websocket_urlpatterns,
-                re_path(r"^", AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns))),
+                re_path(r"^", SameOriginValidator(URLRouter(websocket_urlpatterns))),
             ]
         ),
     }

@@ -365,11 +365,21 @@ def _application():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "origin", [None, b"http://evil.example", b"null", b"http://localhost.evil.example"]
+    "origin",
+    [
+        None,
+        b"http://evil.example",
+        b"null",
+        b"http://localhost.evil.example",
+        # Same host name, another origin: a page on another port or scheme of this machine.
+        b"http://localhost:9999",
+        b"https://localhost:8000",
+        b"http://127.0.0.1:8000",
+    ],
 )
 async def test_security_dashboard_socket_rejects_missing_or_foreign_origin(origin, settings):
-    settings.ALLOWED_HOSTS = ["localhost"]
-    headers = [(b"origin", origin)] if origin else []
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    headers = [(b"host", b"localhost:8000")] + ([(b"origin", origin)] if origin else [])
     communicator = WebsocketCommunicator(_application(), "/ws/dashboard/", headers=headers)
     connected, _code = await communicator.connect()
     assert connected is False
@@ -382,10 +392,34 @@ async def test_security_dashboard_socket_passes_an_allowed_origin(settings) -> N
     route for this harmless path, hence the routing error instead of a refusal)."""
     settings.ALLOWED_HOSTS = ["localhost"]
     communicator = WebsocketCommunicator(
-        _application(), "/ws/no-such-dashboard-route/", headers=[(b"origin", b"http://localhost")]
+        _application(),
+        "/ws/no-such-dashboard-route/",
+        headers=[(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000")],
     )
     with pytest.raises(ValueError, match="No route found"):
         await communicator.connect()
+
+
+@pytest.mark.django_db
+async def test_security_dashboard_socket_checks_the_host_and_trusted_origins(settings) -> None:
+    settings.ALLOWED_HOSTS = ["localhost"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://dash.example"]
+    trusted = WebsocketCommunicator(
+        _application(),
+        "/ws/no-such-dashboard-route/",
+        headers=[(b"host", b"localhost:8000"), (b"origin", b"https://dash.example")],
+    )
+    with pytest.raises(ValueError, match="No route found"):
+        await trusted.connect()
+    # A Host outside ALLOWED_HOSTS is refused even when Origin matches it.
+    foreign = WebsocketCommunicator(
+        _application(),
+        "/ws/runs/",
+        headers=[(b"host", b"evil.example"), (b"origin", b"http://evil.example")],
+    )
+    connected, _ = await foreign.connect()
+    assert connected is False
+    await foreign.disconnect()
 
 
 @pytest.fixture
