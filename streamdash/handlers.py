@@ -53,7 +53,7 @@ class ApiASGIHandler(ASGIHandler):
         request, error_response = super().create_request(scope, body_file)
         if request is not None:
             # Tells the stream views they may use the shared pools (apps.streams.threads).
-            request.streamdash_pooled = True
+            request.streamdash_pooled = True  # type: ignore[attr-defined]  # a marker, read by getattr
         return request, error_response
 
     def load_middleware(self, is_async: bool = False) -> None:

@@ -20,6 +20,7 @@ disk; put a proxy limit (nginx ``client_max_body_size``) in front for that.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +29,8 @@ __all__ = ["RequestBodyLimit"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 
 class _Rejected(Exception):
@@ -55,7 +58,7 @@ def _too_large(limit: int) -> _Rejected:
     )
 
 
-async def _answer(send: Any, rejected: _Rejected) -> None:
+async def _answer(send: Send, rejected: _Rejected) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -80,7 +83,7 @@ class RequestBodyLimit:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -7,10 +7,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from streamdash.core.errors import DomainError
 
@@ -37,15 +37,16 @@ def error_response(exc: DomainError) -> HttpResponse:
     return response
 
 
-View = Callable[..., HttpResponse]
-AsyncView = Callable[..., Awaitable[HttpResponse]]
+View = Callable[..., HttpResponseBase]
+# Coroutine, not Awaitable: Django (and its stubs) tell async views by their coroutine.
+AsyncView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
 def api_errors(view: View) -> View:
     """Render domain errors raised by a sync view."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return view(request, *args, **kwargs)
         except DomainError as exc:
@@ -58,7 +59,7 @@ def async_api_errors(view: AsyncView) -> AsyncView:
     """Render domain errors raised by an async view."""
 
     @functools.wraps(view)
-    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return await view(request, *args, **kwargs)
         except DomainError as exc:

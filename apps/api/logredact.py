@@ -67,5 +67,5 @@ def redact_daphne_access_log() -> None:
     def write_entry(self: Any, host: Any, date: Any, request: str, *args: Any, **kw: Any) -> Any:
         return original(self, host, date, redact(request), *args, **kw)
 
-    write_entry.redacts_secrets = True  # type: ignore[attr-defined]
-    access.AccessLogGenerator.write_entry = write_entry  # type: ignore[method-assign]
+    write_entry.redacts_secrets = True  # type: ignore[attr-defined]  # a marker on a function object
+    access.AccessLogGenerator.write_entry = write_entry

@@ -23,7 +23,7 @@ def _optional_list(body: dict[str, object], name: str) -> list[str]:
     value = body.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadRequest(f"{name} must be a list of strings.", field=name)
-    return list(value)  # type: ignore[arg-type]
+    return list(value)
 
 
 def _optional_dict(body: dict[str, object], name: str) -> dict[str, object] | None:

@@ -21,6 +21,7 @@ from streamdash.core.errors import (
     StreamNotFound,
     TooLarge,
 )
+from streamdash.core.offsets import offset_for
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -76,7 +77,7 @@ def append(request: HttpRequest, target: Target) -> HttpResponse:
             close=close,
         )
     except (StreamClosed, RunFinished) as exc:
-        exc.headers[protocol.NEXT_OFFSET] = protocol.offset_for(exc.facts["next_index"])
+        exc.headers[protocol.NEXT_OFFSET] = offset_for(exc.facts["next_index"])
         raise
     except StreamNotFound:
         target.not_found()

@@ -87,7 +87,7 @@ class DemoWriter:
             },
         )
         run.raise_for_status()
-        run_id = run.json()["id"]
+        run_id: str = run.json()["id"]
         base = f"/api/v1/runs/{run_id}"
         client.patch(base, json={"status": "executing"}).raise_for_status()
         json_type = {"Content-Type": "application/json"}

@@ -68,11 +68,12 @@ def run_stats(run_ids: list[str]) -> dict[str, RunStats]:
         .values("run_id")
         .annotate(
             n=Count("pk"),
-            chunks=Sum(F("next_index") - F("first_index")),
+            # Not "chunks": that name is Stream's reverse relation to its chunks.
+            n_chunks=Sum(F("next_index") - F("first_index")),
             size=Sum("byte_size"),
         )
     )
-    return {r["run_id"]: RunStats(r["n"], r["chunks"] or 0, r["size"] or 0) for r in rows}
+    return {r["run_id"]: RunStats(r["n"], r["n_chunks"] or 0, r["size"] or 0) for r in rows}
 
 
 def runs_with_stats(
@@ -184,7 +185,8 @@ def chunks_search(
     """Chunks from ``start`` whose text contains ``needle`` (case-insensitive), scanning at
     most ``scan_limit`` chunks in keyset pages so one search never reads a whole big stream."""
     wanted = needle.lower()
-    position, matches = start, []
+    position = start
+    matches: list[ChunkRecord] = []
     stop = min(stream.next_index, start + scan_limit)
     while position < stop and len(matches) < max_matches:
         page = stream_selectors.chunks_from_index(

@@ -17,6 +17,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
 
 from apps.dashboard import charts, chunks, feeds, selectors
 from apps.streams import hub
@@ -28,6 +29,10 @@ from streamdash.core.runstatus import RunStatus
 HISTORY_PAGE = 50
 LIVE_BACKLOG = 200
 REPLAY_SPEEDS = ("instant", "1", "10", "100")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def _int(value: str | None, default: int, *, low: int = 0) -> int:
@@ -54,7 +59,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def runs(request: HttpRequest) -> HttpResponse:
+def runs(request: HtmxHttpRequest) -> HttpResponse:
     filters = selectors.RunFilters.from_query(request.GET)
     before = request.GET.get("before") or None
     rows, cursor = selectors.runs_with_stats(filters=filters, before=before)

@@ -28,7 +28,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 @admin.action(description="Revoke selected keys (takes effect at once)")
 def revoke_keys(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiKey]
+    modeladmin: admin.ModelAdmin[ApiKey], request: HttpRequest, queryset: QuerySet[ApiKey]
 ) -> None:
     for key in queryset:
         api_key_revoke(key=key)
@@ -52,7 +52,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     exclude = ("digest",)
     actions = [revoke_keys]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[ApiKey]]:
         if obj is None:
             kwargs["form"] = ApiKeyAddForm
         return super().get_form(request, obj, change=change, **kwargs)

@@ -61,7 +61,9 @@ def api_key_authenticate(secret: str) -> ApiKey:
         raise Unauthorized("The API key is unknown or revoked.")
     key_id, name, prefix, scopes, last_used, project_id, project_name, days, created = row
     project = Project(id=project_id, name=project_name, retention_days=days)
-    project.created_at = aware_datetime(created)
+    created_at = aware_datetime(created)
+    assert created_at is not None  # the column is NOT NULL
+    project.created_at = created_at
     key = ApiKey(
         id=key_id,
         project=project,

@@ -78,7 +78,7 @@ def _confirm(
 
 @admin.action(description="Extend retention of selected projects' runs…")
 def extend_retention(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Project]
+    modeladmin: admin.ModelAdmin[Project], request: HttpRequest, queryset: QuerySet[Project]
 ) -> HttpResponse | None:
     form = _DaysForm(request.POST if "confirm" in request.POST else None)
     if "confirm" in request.POST and form.is_valid():
@@ -99,7 +99,7 @@ def extend_retention(
 
 @admin.action(description="Expire now (purge at the next purge)…")
 def expire_now(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Project]
+    modeladmin: admin.ModelAdmin[Project], request: HttpRequest, queryset: QuerySet[Project]
 ) -> HttpResponse | None:
     if "confirm" in request.POST:
         changed = retention_expire_now(projects=list(queryset))
@@ -118,7 +118,7 @@ def expire_now(
 
 @admin.action(description="Purge expired data now…")
 def purge_now(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Project]
+    modeladmin: admin.ModelAdmin[Project], request: HttpRequest, queryset: QuerySet[Project]
 ) -> HttpResponse | None:
     if "confirm" in request.POST:
         report = purge_expired(projects=list(queryset))
@@ -134,7 +134,7 @@ def purge_now(
     )
 
 
-def _stream_total(expression: Any) -> Subquery:
+def _stream_total(expression: Any) -> Coalesce:
     totals = (
         Stream.objects.filter(project=OuterRef("pk"))
         .order_by()
@@ -168,17 +168,14 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         runs = Run.objects.filter(project=OuterRef("pk")).order_by().values("project")
         due = runs.exclude(status=RunStatus.EXPIRED).filter(expires_at__isnull=False)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _runs=Coalesce(
-                    Subquery(runs.annotate(n=Count("pk")).values("n"), BigIntegerField()), 0
-                ),
-                _chunks=_stream_total(F("next_index") - F("first_index")),
-                _bytes=_stream_total(F("byte_size")),
-                _next_expiry=Subquery(due.annotate(t=Min("expires_at")).values("t")),
-            )
+        projects: QuerySet[Project] = super().get_queryset(request)
+        return projects.annotate(
+            _runs=Coalesce(
+                Subquery(runs.annotate(n=Count("pk")).values("n"), BigIntegerField()), 0
+            ),
+            _chunks=_stream_total(F("next_index") - F("first_index")),
+            _bytes=_stream_total(F("byte_size")),
+            _next_expiry=Subquery(due.annotate(t=Min("expires_at")).values("t")),
         )
 
     @admin.display(description="runs", ordering="_runs")

@@ -15,7 +15,7 @@ from apps.projects.models import Project
 
 def retention_days_for(*, project: Project, task_id: str) -> int:
     task_days: int | None = (
-        project.task_retention_policies.filter(task_id=task_id)  # type: ignore[attr-defined]
+        project.task_retention_policies.filter(task_id=task_id)
         .values_list("retention_days", flat=True)
         .first()
     )

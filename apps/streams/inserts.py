@@ -49,7 +49,7 @@ def _insert_values(
         for first in range(0, len(chunks), _SQLITE_ROWS_PER_STATEMENT):
             batch = chunks[first : first + _SQLITE_ROWS_PER_STATEMENT]
             rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(batch))
-            params: list[object] = []
+            params: list[int | bytes | str | None] = []
             for offset, data in enumerate(batch, start=start + first):
                 params.extend((stream_id, offset, data, producer, stamp))
             cursor.execute(f'INSERT INTO "{_TABLE}" ({columns}) VALUES {rows}', params)

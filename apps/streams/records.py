@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 
 class ChunkRecord(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index(), which nothing here calls
     data: bytes
     created_at: float  # seconds since the epoch
     producer: str

@@ -70,6 +70,7 @@ def lock_for_append(
 ) -> tuple[LockedStream | None, ProducerState | None]:
     """Lock a stream row for this transaction (by id, or by project/run/key) and read the
     producer's state with it, in one round trip."""
+    params: list[int | str | None]
     if stream_id is not None:
         where, params = "s.id = %s", [stream_id]
     elif run_id is not None:
@@ -127,7 +128,7 @@ def save_append(
         "closed_at = COALESCE(closed_at, %s), last_stream_seq = %s, expires_at = %s, "
         "updated_at = %s WHERE id = %s"
     )
-    update_params = [
+    update_params: list[int | str | None] = [
         stream.next_index,
         stream.byte_size,
         stream.closed,
@@ -150,7 +151,14 @@ def save_append(
             "last_seq = excluded.last_seq, last_result = excluded.last_result, "
             "updated_at = excluded.updated_at"
         )
-        upsert_params = [stream.pk, producer_id, epoch, seq, json.dumps(result), stamp]
+        upsert_params: list[int | str | None] = [
+            stream.pk,
+            producer_id,
+            epoch,
+            seq,
+            json.dumps(result),
+            stamp,
+        ]
         if connection.vendor == "postgresql":
             # One round trip: the stream's update rides along as a data-modifying CTE.
             cursor.execute(f"WITH s AS ({update}) {upsert}", update_params + upsert_params)

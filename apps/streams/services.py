@@ -180,9 +180,7 @@ def stream_create(
 def _run_status(project: Project, run_id: str) -> str:
     """The status of one of the project's runs, or ``NotFound``. Read through the project's
     reverse relation: runs sit above streams and are not imported here."""
-    status: str | None = (
-        project.runs.filter(pk=run_id).values_list("status", flat=True).first()  # type: ignore[attr-defined]
-    )
+    status: str | None = project.runs.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None:
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     return status
