@@ -43,7 +43,8 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(
             [
                 *token_websocket_urlpatterns,
-                re_path(r"^", SameOriginValidator(URLRouter(websocket_urlpatterns))),
+                # URLRouter's stubs want a pattern type that exists only in the stubs.
+                re_path(r"^", SameOriginValidator(URLRouter(websocket_urlpatterns))),  # type: ignore[list-item]
             ]
         ),
     }

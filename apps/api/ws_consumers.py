@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -52,12 +53,13 @@ class _Opened:
     idle_timeout: float | None
 
 
-def _query(scope: dict[str, Any]) -> dict[str, list[str]]:
+def _query(scope: Mapping[str, Any]) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
 
 
-def _credential(scope: dict[str, Any], query: dict[str, list[str]]) -> str | None:
-    for name, value in scope.get("headers", []):
+def _credential(scope: Mapping[str, Any], query: dict[str, list[str]]) -> str | None:
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name.lower() == b"authorization":
             scheme, _, secret = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and secret.strip():
@@ -65,7 +67,7 @@ def _credential(scope: dict[str, Any], query: dict[str, list[str]]) -> str | Non
     return (query.get("token") or [None])[-1] or None
 
 
-def _open(scope: dict[str, Any]) -> _Opened:
+def _open(scope: Mapping[str, Any]) -> _Opened:
     kwargs = scope["url_route"]["kwargs"]
     run_id, key = kwargs["run_id"], kwargs["key"]
     query = _query(scope)
@@ -148,6 +150,8 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
 
-websocket_urlpatterns = [
-    path("ws/v1/runs/<str:run_id>/streams/<str:key>", StreamReaderConsumer.as_asgi()),
+# The ignore: django-stubs' path() takes views only, not the ASGI apps Channels routes. Any:
+# URLRouter's stubs want a pattern type that exists only in the stubs.
+websocket_urlpatterns: list[Any] = [
+    path("ws/v1/runs/<str:run_id>/streams/<str:key>", StreamReaderConsumer.as_asgi()),  # type: ignore[arg-type]
 ]

@@ -106,7 +106,9 @@ class StreamState:
 class Hub:
     def __init__(self) -> None:
         self.states: dict[int, StreamState] = {}
-        self.layer = get_channel_layer()
+        layer = get_channel_layer()
+        assert layer is not None  # settings.CHANNEL_LAYERS always names a default layer
+        self.layer = layer
         self.channel: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
@@ -127,7 +129,9 @@ class Hub:
         async with self._start_lock:
             if self.channel is not None:
                 return
-            self.channel = await self.layer.new_channel("hub.")
+            # The configured layers (in-memory, Redis pub/sub) take a prefix; the stubs type
+            # only channels' base class, whose new_channel takes none.
+            self.channel = await self.layer.new_channel("hub.")  # type: ignore[call-arg]
             self._tasks = [
                 asyncio.create_task(self._receive_loop()),
                 asyncio.create_task(self._tail_check_loop()),
@@ -237,6 +241,7 @@ class Hub:
     async def watch(self, stream_id: int) -> AsyncIterator[StreamState]:
         """Hold the hub's subscription to a stream for the life of one reader."""
         await self._ensure_started()
+        assert self.channel is not None
         state = self.states.get(stream_id)
         if state is None:
             # Join the group before reading the tail: a commit in between is then either in

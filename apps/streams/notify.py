@@ -99,6 +99,6 @@ def stream_deleted(*, stream_id: int) -> None:
 
 
 def run_changed(*, run_id: str, status: str) -> None:
-    message = {"type": "run.changed", "run": run_id, "status": status}
+    message: dict[str, object] = {"type": "run.changed", "run": run_id, "status": status}
     _send(run_group(run_id), message)
     _send(RUNS_GROUP, message)
