@@ -1,7 +1,7 @@
 # streamdash developer entry points. Everything runs from the repo's .venv.
 #   make run    install, then a local demo (daphne on http://127.0.0.1:8000, prints URL + login)
 #   make test   the full CI pipeline (.ci/run)
-#   make lint   ruff + mypy --strict on the SDK
+#   make lint   ruff, mypy --strict on the SDK, mypy with django-stubs on the server
 #   make bench  append benchmark against a throwaway PostgreSQL
 SHELL := /bin/bash
 PY := .venv/bin/python
@@ -25,10 +25,12 @@ test:
 lint: $(PY)
 	.venv/bin/ruff check .
 	@if [ -d streamdash/sdk ] && find streamdash/sdk -name '*.py' -size +0c -print -quit | grep -q .; then \
-		echo ".venv/bin/mypy --strict streamdash/sdk"; .venv/bin/mypy --strict streamdash/sdk; \
+		echo ".venv/bin/mypy --config-file= --python-version 3.11 --strict streamdash/sdk"; \
+		.venv/bin/mypy --config-file= --python-version 3.11 --strict streamdash/sdk; \
 	else \
 		echo "mypy: skipped (streamdash/sdk has no non-empty .py files)"; \
 	fi
+	DEBUG=1 .venv/bin/mypy apps streamdash
 
 bench: $(PY)
 	bash -c 'set -euo pipefail; \
