@@ -64,7 +64,8 @@ def _credential(scope: Mapping[str, Any], query: dict[str, list[str]]) -> str | 
             scheme, _, secret = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and secret.strip():
                 return secret.strip()
-    return (query.get("token") or [None])[-1] or None
+    tokens = query.get("token")
+    return (tokens[-1] or None) if tokens else None
 
 
 def _open(scope: Mapping[str, Any]) -> _Opened:

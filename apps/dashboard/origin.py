@@ -55,5 +55,6 @@ class SameOriginValidator:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket" and not same_origin(scope):
             denier = WebsocketDenier()
-            return await denier(scope, receive, send)
+            # The stubs type a consumer's scope as Channels' TypedDict; ASGI passes a plain dict.
+            return await denier(scope, receive, send)  # type: ignore[arg-type]
         return await self.application(scope, receive, send)
