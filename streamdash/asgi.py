@@ -1,7 +1,9 @@
 """ASGI entry point: HTTP (Django, including SSE and long-poll) and WebSocket (Channels).
 
-- HTTP for /api/ and /ds/ is served by ``ApiASGIHandler`` (async-native middleware, no thread per
-  live read: streamdash/handlers.py); the site (dashboard, admin) by Django's own handler.
+- HTTP for the stream URLs (/ds/v1/stream/…, /api/v1/runs/<run>/streams/<key>) is served by
+  ``LeanStreams`` (apps/api/lean.py: no Django request cycle); the rest of /api/ by
+  ``ApiASGIHandler`` (async-native middleware, no thread per live read: streamdash/handlers.py);
+  the site (dashboard, admin) by Django's own handler.
 - HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
   real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
@@ -26,6 +28,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from apps.api.bodylimit import RequestBodyLimit  # noqa: E402
+from apps.api.lean import LeanStreams  # noqa: E402
 from apps.api.logredact import redact_daphne_access_log  # noqa: E402
 from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
 from apps.dashboard.origin import SameOriginValidator  # noqa: E402
@@ -38,7 +41,9 @@ redact_daphne_access_log()
 application = ProtocolTypeRouter(
     {
         "http": PurgeScheduler(
-            RequestBodyLimit(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+            RequestBodyLimit(
+                LeanStreams(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+            )
         ),
         "websocket": URLRouter(
             [

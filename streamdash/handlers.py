@@ -22,20 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler
 
+from apps.api.lean import route_path
 from apps.api.urls import PREFIXES, STREAM_URL
-
-
-def route_path(scope: Any) -> str:
-    """The path Django's URL resolver will see: ``root_path`` (daphne's ``Daphne-Root-Path``
-    header, which any client may send) taken off, exactly as ``ASGIRequest`` does. Dispatching
-    on the raw path instead let a client route the API through the site's handler."""
-    path: str = scope["path"]
-    prefix = get_script_prefix(scope)
-    if prefix and path.startswith(prefix):
-        path = path.removeprefix(prefix)
-    return path if path.startswith("/") else "/" + path
 
 
 def is_stream_url(scope: Any) -> bool:

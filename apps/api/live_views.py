@@ -1,7 +1,9 @@
 """The stream URL's entry point (every method) and its live reads: SSE, long-poll, NDJSON.
 
-The view is async so that live reads hold no thread: every operation crosses to the ORM once,
-on a bounded pool (``apps.streams.threads``); after that, live chunks come from the hub.
+``dispatch`` serves one ``StreamRequest`` (``apps.api.exchange``) for the lean ASGI app and for
+the Django views below alike. It is async so that live reads hold no thread: every operation
+crosses to the database once, on a bounded pool (``apps.streams.threads``); after that, live
+chunks come from the hub.
 """
 
 from __future__ import annotations
@@ -12,53 +14,68 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.api import protocol, sse, stream_views
 from apps.api.errors import error_json, error_response
+from apps.api.exchange import StreamRequest, StreamResponse, from_django, to_django
 from apps.api.targets import Target, run_target, standalone_target
-from apps.streams import hub, services, threads
+from apps.streams import services, threads
 from apps.streams.export import chunks_export
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from apps.streams.payloads import json_array
 from streamdash.core.content import is_json_type
-from streamdash.core.errors import BadRequest, DomainError
+from streamdash.core.errors import BadRequest, DomainError, TooLarge
 from streamdash.core.offsets import offset_for
 
 T = TypeVar("T")
 
-_SYNC_HANDLERS: dict[str, Callable[[HttpRequest, Target], HttpResponse]] = {
+_SYNC_HANDLERS: dict[str, Callable[[StreamRequest, Target], StreamResponse]] = {
     "PUT": stream_views.create,
     "POST": stream_views.append,
     "HEAD": stream_views.metadata,
     "DELETE": stream_views.delete,
 }
 
+Resolve = Callable[[StreamRequest], Target]
+
 
 @csrf_exempt
 async def standalone_stream(request: HttpRequest, name: str) -> HttpResponseBase:
-    return await _dispatch(request, lambda: standalone_target(request, name))
+    return await _serve_django(request, lambda req: standalone_target(req, name))
 
 
 @csrf_exempt
 async def run_stream(request: HttpRequest, run_id: str, key: str) -> HttpResponseBase:
-    return await _dispatch(request, lambda: run_target(request, run_id, key))
+    return await _serve_django(request, lambda req: run_target(req, run_id, key))
+
+
+async def _serve_django(request: HttpRequest, resolve: Resolve) -> HttpResponseBase:
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        limit = settings.STREAMDASH_MAX_REQUEST_BYTES
+        return error_response(
+            TooLarge(f"The request body is larger than {limit} bytes.", limit=limit)
+        )
+    return to_django(await dispatch(from_django(request, body), resolve))
 
 
 def _run_sync(
-    handler: Callable[[HttpRequest, Target], HttpResponse],
-    request: HttpRequest,
-    resolve: Callable[[], Target],
-) -> HttpResponse:
-    return handler(request, resolve())
+    handler: Callable[[StreamRequest, Target], StreamResponse],
+    request: StreamRequest,
+    resolve: Resolve,
+) -> StreamResponse:
+    return handler(request, resolve(request))
 
 
 def _prepare_live(
-    resolve: Callable[[], Target], read_request: protocol.ReadRequest
+    request: StreamRequest, resolve: Resolve, read_request: protocol.ReadRequest
 ) -> tuple[Target, Stream, int]:
-    target = resolve()
+    target = resolve(request)
     target.require("read")
     stream = target.stream()
     services.stream_touch(stream)
@@ -67,15 +84,17 @@ def _prepare_live(
     return target, stream, start
 
 
-async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> HttpResponseBase:
-    method = request.method or "GET"
+async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
+    """Serve one request on a stream URL; domain errors become their JSON responses."""
     try:
-        handler = _SYNC_HANDLERS.get(method)
+        handler = _SYNC_HANDLERS.get(request.method)
         if handler is not None:
             return await _offload(request, _run_sync, handler, request, resolve)
-        if method != "GET":
-            raise BadRequest(f"Method {method} is not supported on a stream URL.")
-        read_request = protocol.read_request(request)
+        if request.method != "GET":
+            raise BadRequest(f"Method {request.method} is not supported on a stream URL.")
+        read_request = protocol.read_params(
+            request.query, last_event_id=request.headers.get("Last-Event-ID")
+        )
         if read_request.live is None and not read_request.ndjson:
             return await _offload(
                 request,
@@ -84,9 +103,11 @@ async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> Http
                 request,
                 resolve,
             )
-        # On the hub's threads, not sync_to_async: a thread-sensitive call here would give this
+        # On the pools, not sync_to_async: a thread-sensitive call here would give this
         # request a thread that lives as long as the live response.
-        target, stream, start = await hub.db(_prepare_live, resolve, read_request)
+        target, stream, start = await threads.run_in(
+            "read", _prepare_live, request, resolve, read_request
+        )
         if read_request.ndjson:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
@@ -94,14 +115,19 @@ async def _dispatch(request: HttpRequest, resolve: Callable[[], Target]) -> Http
             return _sse_response(stream, start, read_request, limit)
         return await _long_poll(stream, start, read_request, limit)
     except DomainError as exc:
-        return error_response(exc)
+        return error_stream_response(exc)
 
 
-async def _offload(request: HttpRequest, fn: Callable[..., T], *args: Any) -> T:
-    """Run sync work for this request: on the shared write pool when the request came through
-    the API handler (streamdash/handlers.py), else the Django way (the test client, whose
-    test-wrapping transaction lives on the calling thread's connection)."""
-    if getattr(request, "streamdash_pooled", False):
+def error_stream_response(exc: DomainError) -> StreamResponse:
+    response = error_response(exc)
+    headers = {name: value for name, value in response.items()}
+    return StreamResponse(response.status_code, headers, response.content)
+
+
+async def _offload(request: StreamRequest, fn: Callable[..., T], *args: Any) -> T:
+    """Run sync work for this request: on the shared write pool on a real server, else the
+    Django way (the test client, whose test transaction lives on the calling thread)."""
+    if request.pooled:
         return await threads.run_in("write", fn, *args)
     return await sync_to_async(fn)(*args)
 
@@ -120,7 +146,7 @@ def _limit(default: float, *limits: float | None) -> float:
 
 async def _long_poll(
     stream: Stream, start: int, read_request: protocol.ReadRequest, token_limit: float | None
-) -> HttpResponse:
+) -> StreamResponse:
     wait = _limit(settings.STREAMDASH_LONG_POLL_TIMEOUT, read_request.idle_timeout, token_limit)
     cursor = protocol.next_cursor(read_request.cursor)
     position, closed = start, False
@@ -133,15 +159,13 @@ async def _long_poll(
         if batch.chunks:
             data = [c.data for c in batch.chunks]
             body = json_array(data) if is_json_type(stream.content_type) else b"".join(data)
-            response = HttpResponse(body, status=200, content_type=stream.content_type)
+            response = StreamResponse(200, {"Content-Type": stream.content_type}, body)
             break
         if closed:
-            response = HttpResponse(status=204)
+            response = StreamResponse(204)
             break
     else:
-        response = HttpResponse(status=204)
-    if response.status_code == 204:
-        del response["Content-Type"]
+        response = StreamResponse(204)
     if not closed:
         response[protocol.CURSOR] = cursor
     response["Cache-Control"] = "no-store"
@@ -153,7 +177,7 @@ async def _long_poll(
 
 def _sse_response(
     stream: Stream, start: int, read_request: protocol.ReadRequest, token_limit: float | None
-) -> StreamingHttpResponse:
+) -> StreamResponse:
     encoding = sse.data_encoding(stream.content_type)
     max_seconds = _limit(settings.STREAMDASH_SSE_MAX_SECONDS, token_limit)
     cursor = protocol.next_cursor(read_request.cursor)
@@ -180,7 +204,7 @@ def _sse_response(
         except DomainError as exc:
             yield f"event: error\ndata:{error_json(exc)}\n\n".encode()
 
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response = StreamResponse(200, {"Content-Type": "text/event-stream"}, stream=events())
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     if encoding == "base64":
@@ -190,13 +214,13 @@ def _sse_response(
     return response
 
 
-def _ndjson_response(stream: Stream, start: int) -> StreamingHttpResponse:
+def _ndjson_response(stream: Stream, start: int) -> StreamResponse:
     """Every chunk from ``start`` to the tail as it was when the request arrived, in pages."""
     end = stream.next_index
     lines = chunks_export(
         stream_id=stream.pk, content_type=stream.content_type, start=start, end=end, fmt="ndjson"
     )
-    response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+    response = StreamResponse(200, {"Content-Type": "application/x-ndjson"}, stream=lines)
     response["Cache-Control"] = "no-store"
     response[protocol.START_INDEX] = str(start)
     response[protocol.NEXT_INDEX] = str(end)

@@ -14,26 +14,41 @@ from streamdash.core import csp
 from streamdash.core.middleware import HookMiddleware
 
 
-def _decorate(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    response["Cross-Origin-Resource-Policy"] = "cross-origin"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = csp.API_POLICY
+def api_headers(*, secure: bool) -> dict[str, str]:
+    """The headers every API and stream response carries."""
+    headers = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+        "Cross-Origin-Resource-Policy": "cross-origin",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": csp.API_POLICY,
+    }
     # These URLs skip Django's SecurityMiddleware (streamdash/handlers.py): same HSTS rule here.
-    if settings.SECURE_HSTS_SECONDS and request.is_secure():
-        response["Strict-Transport-Security"] = f"max-age={settings.SECURE_HSTS_SECONDS}" + (
+    if settings.SECURE_HSTS_SECONDS and secure:
+        headers["Strict-Transport-Security"] = f"max-age={settings.SECURE_HSTS_SECONDS}" + (
             "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
         )
+    return headers
+
+
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": PROTOCOL_HEADERS,
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _decorate(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    for name, value in api_headers(secure=request.is_secure()).items():
+        response[name] = value
     return response
 
 
 def _preflight() -> HttpResponse:
     response = HttpResponse(status=204)
     del response["Content-Type"]
-    response["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-    response["Access-Control-Allow-Headers"] = PROTOCOL_HEADERS
-    response["Access-Control-Max-Age"] = "86400"
+    for name, value in PREFLIGHT_HEADERS.items():
+        response[name] = value
     return response
 
 

@@ -13,8 +13,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.http import HttpRequest, HttpResponseBase, QueryDict
+from django.http import QueryDict
 
+from apps.api.exchange import StreamRequest, StreamResponse
 from apps.streams.services import ProducerClaim, StreamConfig
 from streamdash.core.errors import BadRequest
 from streamdash.core.offsets import NOW, START, offset_for, parse_offset
@@ -63,7 +64,7 @@ def is_true(value: str | None) -> bool:
     return value is not None and value.strip().lower() == "true"
 
 
-def stream_config(request: HttpRequest, content_type: str) -> StreamConfig:
+def stream_config(request: StreamRequest, content_type: str) -> StreamConfig:
     ttl_header = request.headers.get(TTL)
     expires_header = request.headers.get(EXPIRES_AT)
     if ttl_header is not None and expires_header is not None:
@@ -97,7 +98,7 @@ def stream_config(request: HttpRequest, content_type: str) -> StreamConfig:
     )
 
 
-def producer_claim(request: HttpRequest) -> ProducerClaim | None:
+def producer_claim(request: StreamRequest) -> ProducerClaim | None:
     names = ("Producer-Id", "Producer-Epoch", "Producer-Seq")
     values = [request.headers.get(n) for n in names]
     if all(v is None for v in values):
@@ -126,10 +127,6 @@ class ReadRequest:
         if self.offset is None:
             return 0
         return min(parse_offset(self.offset, tail=tail), tail)
-
-
-def read_request(request: HttpRequest) -> ReadRequest:
-    return read_params(request.GET, last_event_id=request.headers.get("Last-Event-ID"))
 
 
 def read_params(query: Query, *, last_event_id: str | None = None) -> ReadRequest:
@@ -177,7 +174,7 @@ def next_cursor(client_cursor: str | None) -> str:
 
 
 def set_position_headers(
-    response: HttpResponseBase, *, start: int, next_index: int, up_to_date: bool, closed: bool
+    response: StreamResponse, *, start: int, next_index: int, up_to_date: bool, closed: bool
 ) -> None:
     response[NEXT_OFFSET] = offset_for(next_index)
     response[START_INDEX] = str(start)

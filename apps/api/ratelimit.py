@@ -26,7 +26,7 @@ from apps.api.errors import error_response
 from streamdash.core.errors import RateLimited
 from streamdash.core.middleware import HookMiddleware
 
-__all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key"]
+__all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key", "write_limited"]
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_KEYS = 100_000
@@ -66,37 +66,43 @@ class TokenBuckets:
 buckets = TokenBuckets()
 
 
-def rate_key(request: HttpRequest) -> str:
+def rate_key(*, authorization: str, token: str | None, client: str) -> str:
     """Who is writing: a digest of the bearer credential, else the client address."""
-    header = request.headers.get("Authorization", "")
-    credential = header.partition(" ")[2].strip() or request.GET.get("token", "")
+    credential = authorization.partition(" ")[2].strip() or token or ""
     if credential:
         return "c:" + hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()
-    return "ip:" + str(request.META.get("REMOTE_ADDR", ""))
+    return "ip:" + client
 
 
-def _limited(request: HttpRequest) -> HttpResponseBase | None:
+def write_limited(method: str, key: str) -> RateLimited | None:
+    """The refusal for one more write by ``key`` now, or None when it may go ahead."""
     rate = float(settings.STREAMDASH_RATE_LIMIT_PER_SECOND)
-    if rate <= 0 or request.method not in _WRITE_METHODS:
-        return None
-    if not request.path_info.startswith(urls.PREFIXES):
+    if rate <= 0 or method not in _WRITE_METHODS:
         return None
     burst = max(1.0, float(settings.STREAMDASH_RATE_LIMIT_BURST))
-    wait = buckets.take(rate_key(request), rate=rate, burst=burst)
+    wait = buckets.take(key, rate=rate, burst=burst)
     if wait <= 0:
         return None
     retry_after = max(1, math.ceil(wait))
-    return error_response(
-        RateLimited(
-            f"Too many writes with these credentials; retry in {retry_after} s.",
-            headers={"Retry-After": str(retry_after)},
-            retry_after=retry_after,
-            limit_per_second=rate,
-            burst=int(burst),
-        )
+    return RateLimited(
+        f"Too many writes with these credentials; retry in {retry_after} s.",
+        headers={"Retry-After": str(retry_after)},
+        retry_after=retry_after,
+        limit_per_second=rate,
+        burst=int(burst),
     )
 
 
 class RateLimitMiddleware(HookMiddleware):
+    """The rate limit for API writes that Django serves (the lean app checks its own)."""
+
     def before(self, request: HttpRequest) -> HttpResponseBase | None:
-        return _limited(request)
+        if not request.path_info.startswith(urls.PREFIXES):
+            return None
+        key = rate_key(
+            authorization=request.headers.get("Authorization", ""),
+            token=request.GET.get("token"),
+            client=str(request.META.get("REMOTE_ADDR", "")),
+        )
+        refusal = write_limited(request.method or "GET", key)
+        return error_response(refusal) if refusal is not None else None

@@ -1,13 +1,11 @@
 """Durable Streams operations on one stream URL: create, append/close, metadata, delete and
-catch-up reads. Sync (each is one short transaction); live reads are in ``live_views``."""
+catch-up reads. Sync (each is one short transaction); live reads are in ``live_views``. Each
+takes a ``StreamRequest`` and returns a ``StreamResponse`` (``apps.api.exchange``)."""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
-
 from apps.api import protocol
+from apps.api.exchange import StreamRequest, StreamResponse
 from apps.api.targets import Target
 from apps.streams import selectors, services
 from apps.streams.live import check_retained
@@ -19,28 +17,17 @@ from streamdash.core.errors import (
     RunFinished,
     StreamClosed,
     StreamNotFound,
-    TooLarge,
 )
 from streamdash.core.offsets import offset_for
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
-def _body(request: HttpRequest) -> bytes:
-    try:
-        return request.body
-    except RequestDataTooBig:
-        raise TooLarge(
-            f"The request body is larger than {settings.STREAMDASH_MAX_REQUEST_BYTES} bytes.",
-            limit=settings.STREAMDASH_MAX_REQUEST_BYTES,
-        ) from None
-
-
-def create(request: HttpRequest, target: Target) -> HttpResponse:
+def create(request: StreamRequest, target: Target) -> StreamResponse:
     target.require("write")
     content_type = request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
     config = protocol.stream_config(request, content_type)
-    body = _body(request)
+    body = request.body
     chunks = split_body(content_type, body, allow_empty_array=True) if body else []
     stream, created = services.stream_create(
         project=target.principal.project,
@@ -49,20 +36,20 @@ def create(request: HttpRequest, target: Target) -> HttpResponse:
         config=config,
         chunks=chunks,
     )
-    response = HttpResponse(status=201 if created else 200, content_type=stream.content_type)
+    response = StreamResponse(201 if created else 200, {"Content-Type": stream.content_type})
     if created:
-        response["Location"] = request.build_absolute_uri(request.path)
+        response["Location"] = request.url
     protocol.set_position_headers(
         response, start=0, next_index=stream.next_index, up_to_date=True, closed=stream.closed
     )
     return response
 
 
-def append(request: HttpRequest, target: Target) -> HttpResponse:
+def append(request: StreamRequest, target: Target) -> StreamResponse:
     target.require("write")
     close = protocol.is_true(request.headers.get(protocol.CLOSED))
     claim = protocol.producer_claim(request)
-    body = _body(request)
+    body = request.body
     content_type = request.headers.get("Content-Type")
     if body and not content_type:
         raise BadRequest("Send a Content-Type header that matches the stream's content type.")
@@ -85,8 +72,7 @@ def append(request: HttpRequest, target: Target) -> HttpResponse:
     # The protocol answers 200 only when a producer's request appended data.
     appended = result.next_index > result.start_index
     status = 200 if claim is not None and not result.duplicate and appended else 204
-    response = HttpResponse(status=status)
-    del response["Content-Type"]
+    response = StreamResponse(status)
     protocol.set_position_headers(
         response,
         start=result.start_index,
@@ -100,10 +86,10 @@ def append(request: HttpRequest, target: Target) -> HttpResponse:
     return response
 
 
-def metadata(request: HttpRequest, target: Target) -> HttpResponse:
+def metadata(request: StreamRequest, target: Target) -> StreamResponse:
     target.require("read")
     stream = target.stream()
-    response = HttpResponse(status=200, content_type=stream.content_type)
+    response = StreamResponse(200, {"Content-Type": stream.content_type})
     protocol.set_position_headers(
         response,
         start=stream.first_index,
@@ -116,7 +102,7 @@ def metadata(request: HttpRequest, target: Target) -> HttpResponse:
     return response
 
 
-def _expiry_headers(response: HttpResponse, stream: Stream) -> None:
+def _expiry_headers(response: StreamResponse, stream: Stream) -> None:
     if stream.ttl_seconds is not None:
         response[protocol.TTL] = str(stream.ttl_seconds)
     elif stream.expires_at is not None and stream.run_id is None:
@@ -128,14 +114,16 @@ def generation(stream: Stream) -> str:
     return str(int(stream.created_at.timestamp() * 1_000_000))
 
 
-def delete(request: HttpRequest, target: Target) -> HttpResponse:
+def delete(request: StreamRequest, target: Target) -> StreamResponse:
     target.require("write")
     stream = target.stream()
     services.stream_delete(stream_id=stream.pk)
-    return HttpResponse(status=204)
+    return StreamResponse(204)
 
 
-def read(request: HttpRequest, target: Target, read_request: protocol.ReadRequest) -> HttpResponse:
+def read(
+    request: StreamRequest, target: Target, read_request: protocol.ReadRequest
+) -> StreamResponse:
     """A catch-up read: one page from the offset; ``Stream-Up-To-Date`` at the tail."""
     target.require("read")
     stream = target.stream()
@@ -148,11 +136,11 @@ def read(request: HttpRequest, target: Target, read_request: protocol.ReadReques
     closed = stream.closed and at_tail
     tag = protocol.etag(stream.pk, generation(stream), start, next_index, closed)
     if request.headers.get("If-None-Match") == tag:
-        response = HttpResponse(status=304)
+        response = StreamResponse(304)
     else:
         data = [r.data for r in records]
         body = json_array(data) if is_json_type(stream.content_type) else b"".join(data)
-        response = HttpResponse(body, status=200, content_type=stream.content_type)
+        response = StreamResponse(200, {"Content-Type": stream.content_type}, body)
     response["ETag"] = tag
     response["Cache-Control"] = "no-store"
     protocol.set_position_headers(

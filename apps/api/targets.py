@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.http import HttpRequest
 
-from apps.projects.access import Principal, authenticate
+from apps.api.exchange import StreamRequest
+from apps.projects.access import Principal, authenticate_credential
 from apps.runs.selectors import run_exists
 from apps.streams.models import Stream
 from apps.streams.services import StreamRef, stream_lookup
@@ -54,17 +54,19 @@ class Target:
         raise StreamNotFound(f"Stream {self.key!r} not found.", stream=self.key)
 
 
-def standalone_target(request: HttpRequest, name: str) -> Target:
+def standalone_target(request: StreamRequest, name: str) -> Target:
     if not _NAME_RE.fullmatch(name) or ".." in name.split("/"):
         raise BadRequest(f"Stream name {name!r} is not valid.", stream=name)
-    principal = authenticate(request, allow_public=settings.STREAMDASH_PUBLIC_DS)
+    principal = authenticate_credential(
+        request.credential, allow_public=settings.STREAMDASH_PUBLIC_DS
+    )
     return Target(principal, name, None)
 
 
-def run_target(request: HttpRequest, run_id: str, key: str) -> Target:
+def run_target(request: StreamRequest, run_id: str, key: str) -> Target:
     if not _KEY_RE.fullmatch(key):
         raise BadRequest(
             f"Stream key {key!r} is not valid: use 1–200 letters, digits and . _ ~ : -",
             stream=key,
         )
-    return Target(authenticate(request), key, run_id)
+    return Target(authenticate_credential(request.credential), key, run_id)

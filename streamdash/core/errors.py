@@ -121,3 +121,13 @@ class UnsupportedMediaType(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
+
+
+class InternalError(DomainError):
+    """An unexpected failure, answered in the JSON shape (the traceback goes to the log)."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str = "The server failed; try again.", **facts: Any) -> None:
+        super().__init__(message, **facts)

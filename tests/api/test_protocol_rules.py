@@ -11,9 +11,10 @@ from django.http import QueryDict
 
 from apps.api import urls
 from apps.api.errors import error_body, error_json, error_response
+from apps.api.lean import route_path
 from apps.api.protocol import Query, read_params
 from streamdash.core.errors import DomainError, Gone
-from streamdash.handlers import is_stream_url, route_path
+from streamdash.handlers import is_stream_url
 
 
 def _both(query: str) -> list[Query]:
