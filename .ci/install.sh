@@ -6,7 +6,8 @@
 #
 # 1. apt: redis-server and chromium, only if missing (plus PostgreSQL server binaries and
 #    python3-venv, again only if missing, so that a fresh Debian machine works).
-# 2. <repo>/.venv with `pip install -e '.[dev]'` (re-run only when pyproject.toml changes).
+# 2. <repo>/.venv with `pip install -e '.[server,dev]'` (re-run only when pyproject.toml or the
+#    extras change). The base install is the SDK alone; `server` is the Django service.
 # 3. `npm ci` in tests/conformance and tests/browser/react (re-run only when a
 #    lock file changes).
 
@@ -69,13 +70,14 @@ _sd_install_main() {
             return 1
         }
     fi
+    local spec=".[server,dev]"
     stamp="$venv/.streamdash-install-stamp"
-    want="$(sha256sum <"$root/pyproject.toml" | cut -d' ' -f1)"
+    want="$({ printf '%s\n' "$spec"; cat "$root/pyproject.toml"; } | sha256sum | cut -d' ' -f1)"
     if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-        _sd_say "pip install -e '.[dev]' into $venv"
+        _sd_say "pip install -e '$spec' into $venv"
         (cd "$root" &&
-            PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install -q -e '.[dev]') || {
-            printf 'install: ERROR: pip install -e .[dev] failed\n' >&2
+            PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install -q -e "$spec") || {
+            printf 'install: ERROR: pip install -e %s failed\n' "$spec" >&2
             return 1
         }
         printf '%s\n' "$want" >"$stamp"

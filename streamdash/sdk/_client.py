@@ -53,7 +53,7 @@ class _BaseClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         base = current_settings()
-        self.settings = Settings(
+        self.settings: Settings = Settings(
             url=(url or base.url).rstrip("/"),
             api_key=api_key if api_key is not None else base.api_key,
             timeout=timeout if timeout is not None else base.timeout,

@@ -40,12 +40,12 @@ class Batch:
 
 class ProducerState:
     def __init__(self, run_id: str, key: str, *, producer_id: str | None = None) -> None:
-        self.path = stream_path(run_id, key)
-        self.key = key
-        self.producer_id = producer_id or new_producer_id()
-        self.epoch = 0
-        self.seq = 0
-        self.acknowledged = 0  # chunks the server has confirmed, in order
+        self.path: str = stream_path(run_id, key)
+        self.key: str = key
+        self.producer_id: str = producer_id or new_producer_id()
+        self.epoch: int = 0
+        self.seq: int = 0
+        self.acknowledged: int = 0  # chunks the server has confirmed, in order
         self._resyncs = 0
 
     def create_request(self) -> Request:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote
 
 import pydantic
@@ -24,7 +24,7 @@ FINAL_STATUSES = frozenset({"completed", "failed", "canceled", "expired"})
 
 
 class Run(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="allow")
+    model_config: ClassVar[pydantic.ConfigDict] = pydantic.ConfigDict(extra="allow")
 
     id: str
     task_id: str
@@ -167,6 +167,6 @@ class Metadata:
         await client.request(json_request("PATCH", _run_path(run_id), {"metadata": {key: value}}))
 
 
-runs = Runs()
-auth = Auth()
-metadata = Metadata()
+runs: Runs = Runs()
+auth: Auth = Auth()
+metadata: Metadata = Metadata()

@@ -342,4 +342,4 @@ def _untyped(key: str) -> StreamDefinition[Any]:
     return _definitions.get(key) or StreamDefinition(key, register=False)
 
 
-streams = Streams()
+streams: Streams = Streams()

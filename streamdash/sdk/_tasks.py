@@ -81,7 +81,7 @@ class Task(Generic[P, R]):
     ) -> None:
         self.id = task_id
         self.fn = fn
-        self.takes_payload = bool(inspect.signature(fn).parameters)
+        self.takes_payload: bool = bool(inspect.signature(fn).parameters)
         self.payload_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
             payload if payload is not None else (_payload_type(fn) or Any)
         )
@@ -188,7 +188,9 @@ async def _finish(client: AsyncClient, run_id: str, body: dict[str, Any]) -> Non
 
 class _TaskDecorator:
     def __init__(self, task_id: str, payload: Any, pipe_timeout: float) -> None:
-        self.task_id, self.payload, self.pipe_timeout = task_id, payload, pipe_timeout
+        self.task_id: str = task_id
+        self.payload: Any = payload
+        self.pipe_timeout: float = pipe_timeout
 
     @overload
     def __call__(self, fn: Callable[[P], Awaitable[R]]) -> Task[P, R]: ...

@@ -31,15 +31,17 @@ class Worker:
         poll_interval: float = 0.5,
         name: str | None = None,
     ) -> None:
-        self.tasks = {t.id: t for t in tasks} if tasks is not None else registered_tasks()
+        self.tasks: dict[str, Task[Any, Any]] = (
+            {t.id: t for t in tasks} if tasks is not None else registered_tasks()
+        )
         if not self.tasks:
             raise ValueError("A worker needs at least one task (import the module defining it).")
         self.client = client
-        self.concurrency = max(1, concurrency)
-        self.poll_interval = poll_interval
-        self.name = name or f"{socket.gethostname()[:60]}-{os.getpid()}"
-        self.completed = 0
-        self.failed = 0
+        self.concurrency: int = max(1, concurrency)
+        self.poll_interval: float = poll_interval
+        self.name: str = name or f"{socket.gethostname()[:60]}-{os.getpid()}"
+        self.completed: int = 0
+        self.failed: int = 0
 
     async def claim(self, client: AsyncClient) -> dict[str, Any] | None:
         body = {"task_ids": sorted(self.tasks), "worker": self.name}

@@ -85,9 +85,9 @@ class AsyncStreamWriter:
     ) -> None:
         self.client = client
         self.register = register
-        self.options = options or WriterOptions()
-        self.state = ProducerState(run_id, key)
-        self.submitted = 0
+        self.options: WriterOptions = options or WriterOptions()
+        self.state: ProducerState = ProducerState(run_id, key)
+        self.submitted: int = 0
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
         self._wake = asyncio.Event()
@@ -191,9 +191,9 @@ class StreamWriter:
     ) -> None:
         self.client = client
         self.register = register
-        self.options = options or WriterOptions()
-        self.state = ProducerState(run_id, key)
-        self.submitted = 0
+        self.options: WriterOptions = options or WriterOptions()
+        self.state: ProducerState = ProducerState(run_id, key)
+        self.submitted: int = 0
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
         self._cond = threading.Condition()
