@@ -239,6 +239,9 @@ STREAMDASH_RETENTION_DAYS = _env_int("STREAMDASH_RETENTION_DAYS", 28)
 # Writes per second per credential (token bucket, per process); 0 turns the limit off.
 STREAMDASH_RATE_LIMIT_PER_SECOND = _env_float("STREAMDASH_RATE_LIMIT_PER_SECOND", 200.0)
 STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 1000)
+# Seconds a verified API key or token is remembered per process (apps/projects/credentials.py);
+# a revocation forgets it at once. 0 verifies on every request.
+STREAMDASH_CREDENTIAL_CACHE_SECONDS = _env_float("STREAMDASH_CREDENTIAL_CACHE_SECONDS", 1.0)
 # In-server purge: every N seconds in each server process (one at a time across processes
 # on PostgreSQL, by advisory lock); 0 turns it off (then run `manage.py purge_expired` from cron).
 STREAMDASH_PURGE_INTERVAL_SECONDS = _env_float("STREAMDASH_PURGE_INTERVAL_SECONDS", 600.0)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from django.test import Client
 
+from apps.projects import credentials
 from apps.projects.models import Project
 from tests.factories import make_project
 from tests.server import Server, server_database
@@ -63,3 +64,11 @@ def server(server_db: str) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def server_key(server: Server) -> str:
     return server.create_project()
+
+
+@pytest.fixture(autouse=True)
+def _forget_credentials() -> Iterator[None]:
+    """Each test's database starts afresh: so must the per-process credential cache."""
+    credentials.forget_all()
+    yield
+    credentials.forget_all()

@@ -7,7 +7,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.http import HttpRequest
+from django.utils import timezone
 
+from apps.projects import credentials
 from apps.projects.models import Project
 from apps.projects.services import api_key_authenticate, public_project
 from apps.projects.tokens import token_verify
@@ -20,6 +22,7 @@ class Principal:
     scopes: frozenset[str]
     is_token: bool = False
     expires_at: dt.datetime | None = None
+    key_id: int | None = None  # the API key's, for revocation of live connections
 
     def allows(self, action: str, *, run_id: str | None = None, key: str | None = None) -> bool:
         """May this caller ``action`` ("read", "write", "admin") the run / stream / project?"""
@@ -57,8 +60,18 @@ def authenticate(request: HttpRequest, *, allow_public: bool = False) -> Princip
 
 
 def authenticate_credential(credential: str | None, *, allow_public: bool = False) -> Principal:
-    """The caller behind an API key or a public token (HTTP and WebSocket share this)."""
-    if credential is None:
+    """The caller behind an API key or a public token (HTTP and WebSocket share this),
+    remembered for a moment (``apps.projects.credentials``)."""
+    principal: Principal = credentials.remembered(
+        credential or "", allow_public, lambda: _verify(credential, allow_public)
+    )
+    if principal.expires_at is not None and principal.expires_at <= timezone.now():
+        raise Unauthorized("The token has expired; ask your backend for a new one.")
+    return principal
+
+
+def _verify(credential: str | None, allow_public: bool) -> Principal:
+    if not credential:
         if allow_public:
             return Principal(public_project(), frozenset({"read", "write", "admin"}))
         raise Unauthorized(
@@ -66,7 +79,7 @@ def authenticate_credential(credential: str | None, *, allow_public: bool = Fals
         )
     if credential.startswith("sd_sk_"):
         key = api_key_authenticate(credential)
-        return Principal(key.project, frozenset(key.scopes))
+        return Principal(key.project, frozenset(key.scopes), key_id=key.pk)
     claims = token_verify(credential)
     project = Project.objects.filter(pk=claims.project_id).first()
     if project is None:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import secrets
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.projects import credentials
 from apps.projects.models import ApiKey, Project
 from streamdash.core.clock import aware_datetime
 from streamdash.core.errors import Conflict, Unauthorized
 
+logger = logging.getLogger(__name__)
+
 SECRET_PREFIX = "sd_sk_"
+# The channel-layer group every process's hub joins to hear of revoked keys.
+REVOCATION_GROUP = "streamdash.credentials"
 PUBLIC_PROJECT = "public"
 # last_used_at is a hint for operators, not an audit log: write it at most once a minute.
 _LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
@@ -87,7 +96,40 @@ _AUTH_SQL = (
 
 
 def api_key_revoke(*, key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke a key: it stops working at once, in every server process, open connections
+    included (``apps.projects.credentials``)."""
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        # Forgetting is harmless even if this rolls back; ending live readers waits for commit.
+        credentials.forget_key(key.pk)
+        transaction.on_commit(lambda: _announce_revoked(key.pk))
+
+
+def _announce_revoked(key_id: int) -> None:
+    credentials.key_revoked(key_id)
+    backend = str(settings.CHANNEL_LAYERS["default"]["BACKEND"])
+    if "InMemory" in backend:
+        return  # one process: forgetting it here was all there was to do
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            REVOCATION_GROUP, {"type": "credentials.revoked", "key": key_id}
+        )
+    except Exception:
+        # The hubs' once-a-second re-check of live keys still ends its connections.
+        logger.warning("could not broadcast the revocation of API key %s", key_id, exc_info=True)
+
+
+def revoked_among(key_ids: list[int]) -> list[int]:
+    """Which of these keys are revoked (or gone): the hub's safety re-check of live keys."""
+    live = set(
+        ApiKey.objects.filter(pk__in=key_ids, revoked_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+    return [key_id for key_id in key_ids if key_id not in live]
 
 
 def public_project() -> Project:
