@@ -1,4 +1,5 @@
-"""One exporter behind the API's ``?format=ndjson`` and the dashboard's downloads."""
+"""One exporter behind the API's ``?format=ndjson`` and the dashboard's downloads, over pages
+bounded in bytes by the query."""
 
 from __future__ import annotations
 
@@ -44,3 +45,18 @@ async def test_export_ndjson_and_raw_in_pages(settings) -> None:
         "b",
         "c",
     ]
+
+
+@pytest.mark.django_db
+def test_chunks_page_is_bounded_in_bytes_by_the_query() -> None:
+    from apps.streams.selectors import chunks_from_index
+
+    project, _ = make_project()
+    big = b'"' + b"x" * 998 + b'"'  # 1,000 bytes each
+    stream = make_stream(project, "b", chunks=[big] * 10)
+    page = chunks_from_index(stream_id=stream.pk, start=0, max_bytes=3_500)
+    assert [r.index for r in page] == [0, 1, 2]
+    # A chunk larger than the budget still comes alone, so a reader always moves on.
+    assert [r.index for r in chunks_from_index(stream_id=stream.pk, start=4, max_bytes=10)] == [4]
+    assert [r.index for r in chunks_from_index(stream_id=stream.pk, start=8, limit=5)] == [8, 9]
+    assert chunks_from_index(stream_id=stream.pk, start=3, end=3) == []
