@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 
 from apps.streams.models import Producer, Stream, StreamDefinition
 from apps.streams.schemas import schema_text
@@ -165,3 +166,37 @@ def save_append(
         else:
             cursor.execute(update, update_params)
             cursor.execute(upsert, upsert_params)
+
+
+_STREAM_COLUMNS = [f.attname for f in Stream._meta.concrete_fields]
+_CONVERTERS: list[Callable[[Any], Any] | None] = [
+    aware_datetime
+    if isinstance(f, models.DateTimeField)
+    else (bool if isinstance(f, models.BooleanField) else None)
+    for f in Stream._meta.concrete_fields
+]
+_STREAM_SQL = (
+    "SELECT " + ", ".join(f's."{c}"' for c in _STREAM_COLUMNS) + f' FROM "{_S}" s WHERE '
+    's.project_id = %s AND s.key = %s AND '
+)
+
+
+def stream_by_name(*, project_id: int, run_id: str | None, key: str) -> Stream | None:
+    """A stream row by its name, as a model instance, in one raw statement: every request on
+    a stream URL starts here, and the ORM query cost more CPU to build than to run."""
+    params: list[int | str]
+    if run_id is None:
+        sql, params = _STREAM_SQL + "s.run_id IS NULL", [project_id, key]
+    else:
+        sql, params = _STREAM_SQL + "s.run_id = %s", [project_id, key, run_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # SQLite gives datetimes as text and booleans as integers: convert as the ORM would.
+    values = [
+        convert(value) if convert is not None else value
+        for convert, value in zip(_CONVERTERS, row, strict=True)
+    ]
+    return Stream.from_db(connection.alias, _STREAM_COLUMNS, values)

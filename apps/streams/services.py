@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.projects.models import Project
@@ -63,16 +62,9 @@ class StreamRef:
     key: str
 
 
-def _by_ref(ref: StreamRef) -> QuerySet[Stream]:
-    query = Stream.objects.filter(project_id=ref.project_id, key=ref.key)
-    if ref.run_id is not None:
-        return query.filter(run_id=ref.run_id)
-    return query.filter(run__isnull=True)
-
-
 def stream_lookup(ref: StreamRef) -> Stream | None:
     """The stream a reference names, unless it is missing or expired."""
-    stream = _by_ref(ref).first()
+    stream = rows.stream_by_name(project_id=ref.project_id, run_id=ref.run_id, key=ref.key)
     if stream is None or _is_expired(stream, timezone.now()):
         return None
     return stream
