@@ -25,6 +25,7 @@ from apps.retention.services import purge_expired, purge_preview
 from apps.runs.expiry import retention_days_for
 from apps.runs.models import Run
 from apps.runs.services import run_create, run_update
+from apps.streams import notify
 from apps.streams.hub import get_hub
 from apps.streams.live import follow
 from apps.streams.models import Chunk, Producer, Stream
@@ -377,3 +378,23 @@ async def test_scheduler_loop_purges(settings, monkeypatch) -> None:
     finally:
         task.cancel()
 
+
+@pytest.mark.django_db(transaction=True)
+async def test_scheduled_purge_tells_this_servers_readers(slow_tail_check, monkeypatch) -> None:
+    """The schedule purges on a thread of its own; its notifications are handed to the
+    server's event loop, where the hub listens (not sent from a throwaway loop per message)."""
+    stream = await _expired_standalone_stream()
+    seen: list[int] = []
+    reader = await _live_reader(stream, seen)
+
+    def no_throwaway_loop(fn):
+        raise AssertionError("a notification left through async_to_sync")
+
+    monkeypatch.setattr(notify, "async_to_sync", no_throwaway_loop)
+    monkeypatch.setattr(scheduler.random, "uniform", lambda a, b: 0.001)
+    task = asyncio.create_task(scheduler._loop(3600))
+    try:
+        with pytest.raises(StreamNotFound):
+            await asyncio.wait_for(reader, 5)
+    finally:
+        task.cancel()
