@@ -85,20 +85,33 @@ async def test_run_change_is_loaded_once_for_all_local_subscribers(no_recheck):
     assert runs.loads == 2
 
 
+async def _until(condition, seconds: float = 5) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
 async def test_changes_during_a_load_are_folded_into_one_more_load(no_recheck):
     runs = FakeRuns()
     runs.rows["run_1"] = "0"
     source = runs.source()
     subscribers = await _start(runs, source, "5")
+    state = get_hub().runs.runs["run_1"][source]
     runs.gate.clear()
-    for n in range(1, 6):
+    runs.rows["run_1"] = "1"
+    await _run_changed("run_1")
+    await _until(lambda: runs.loads == 2)  # this reload now waits for the gate
+    for n in range(2, 6):
         runs.rows["run_1"] = str(n)
         await _run_changed("run_1")
-    await asyncio.sleep(0.1)  # all five notifications arrive while the first reload waits
+    await _until(lambda: state.dirty)
+    await asyncio.sleep(0.1)  # let the other notifications arrive too
     runs.gate.set()
     assert await asyncio.wait_for(asyncio.gather(*subscribers), 5) == ["5"] * SUBSCRIBERS
     await asyncio.sleep(0.1)
-    assert runs.loads == 1 + 1 + 1  # the first, the one held up, one for all that came during it
+    assert runs.loads == 3  # the first, the one held up, one for all that came during it
 
 
 async def test_lost_notification_is_recovered_by_the_recheck(settings, monkeypatch):
@@ -115,23 +128,36 @@ async def test_lost_notification_is_recovered_by_the_recheck(settings, monkeypat
     assert runs.stamp_calls >= 1
 
 
-async def test_group_is_left_with_the_last_subscriber():
+async def test_group_is_joined_by_the_first_subscriber_and_left_by_the_last(monkeypatch):
     runs = FakeRuns()
     runs.rows["run_1"] = "queued"
     source = runs.source()
     hub = get_hub()
+    await hub._ensure_started()
+    calls: list[tuple[str, str]] = []
+
+    def spy(name: str):
+        original = getattr(hub.layer, name)
+
+        def recorded(group: str, channel: str):
+            calls.append((name, group))
+            return original(group, channel)
+
+        return recorded
+
+    for name in ("group_add", "group_discard"):
+        monkeypatch.setattr(hub.layer, name, spy(name))
     subscribers = await _start(runs, source, "never")
-    groups = hub.layer.groups  # the in-memory layer's membership table
-    assert hub.channel in groups[run_group("run_1")]
+    assert calls == [("group_add", run_group("run_1"))]
     for task in subscribers[:-1]:
         task.cancel()
     await asyncio.sleep(0.05)
-    assert hub.channel in groups[run_group("run_1")]
+    assert calls == [("group_add", run_group("run_1"))]
     subscribers[-1].cancel()
     for task in subscribers:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert hub.channel not in groups.get(run_group("run_1"), {})
+    assert calls == [("group_add", run_group("run_1")), ("group_discard", run_group("run_1"))]
     assert "run_1" not in hub.runs.runs
 
 
