@@ -5,6 +5,11 @@ Events: ``run`` (the run as JSON, on every change), ``chunk`` (``{stream, index,
 Every chunk event's ``id`` is the positions of all streams so far (``key=next_index,…``), so a
 reconnecting ``EventSource`` resumes with Last-Event-ID and gets each chunk exactly once. The
 connection ends once the run is final and every stream has been delivered to its close.
+
+The run is followed through the process's hub like every other live read
+(``apps.streams.run_watch``): a run change costs one load of the run and its streams per
+process, where it cost one per connection (N loads and N group subscriptions for N
+subscribers); a burst of changes may show as one ``run`` event with the latest state.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -25,11 +31,9 @@ from apps.api.errors import async_api_errors
 from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
 from apps.runs import selectors, services
-from apps.runs.models import Run
 from apps.streams import hub
 from apps.streams.live import LiveBatch, follow
-from apps.streams.models import Stream
-from apps.streams.notify import run_group
+from apps.streams.run_watch import RunGone, RunSource, RunState
 from streamdash.core.content import chunk_object
 from streamdash.core.errors import BadRequest
 
@@ -52,9 +56,37 @@ def format_positions(positions: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(positions.items()))
 
 
-def _load(project_id: int, run_id: str) -> tuple[Run, list[Stream]]:
-    run = Run.objects.get(project_id=project_id, pk=run_id)
-    return run, selectors.run_streams(run=run)
+class StreamInfo(NamedTuple):
+    key: str
+    pk: int
+    content_type: str
+    first_index: int
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What every subscriber of a run is shown: loaded and serialized once per run change per
+    process by the hub (``apps.streams.run_watch``), not once per connection."""
+
+    event: bytes  # the ``run`` event
+    final: bool
+    streams: tuple[StreamInfo, ...]
+
+
+def _run_view(run_id: str) -> tuple[selectors.RunStamp, RunView] | None:
+    found = selectors.run_with_streams(run_id=run_id)
+    if found is None:
+        return None
+    run, streams = found
+    view = RunView(
+        event=b"event: run\ndata:" + json.dumps(run_dict(run)).encode() + b"\n\n",
+        final=run.is_final,
+        streams=tuple(StreamInfo(s.key, s.pk, s.content_type, s.first_index) for s in streams),
+    )
+    return selectors.run_stamp(run, streams), view
+
+
+RUN_VIEWS: RunSource[RunView] = RunSource(load=_run_view, stamps=selectors.run_stamps)
 
 
 @require_GET
@@ -70,7 +102,7 @@ async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
     # A token's read ends with the token; the client reconnects with a fresh one.
     deadline = principal.expires_at.timestamp() if principal.expires_at is not None else None
     response = StreamingHttpResponse(
-        _events(principal.project.pk, run_id, positions, deadline),
+        _events(run_id, positions, deadline),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-store"
@@ -79,42 +111,49 @@ async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
 
 
 async def _events(
-    project_id: int, run_id: str, positions: dict[str, int], deadline: float | None
+    run_id: str, positions: dict[str, int], deadline: float | None
+) -> AsyncIterator[bytes]:
+    # The view checked the run is the project's; run ids are unique, so the hub's state of
+    # the run is shared by every subscriber in this process, whatever their project.
+    with contextlib.suppress(RunGone):
+        async with hub.get_hub().watch_run(run_id, RUN_VIEWS) as watch:
+            async for frame in _follow_run(watch, positions, deadline):
+                yield frame
+
+
+async def _follow_run(
+    watch: RunState[RunView], positions: dict[str, int], deadline: float | None
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[tuple[str, str, LiveBatch | None]] = asyncio.Queue(maxsize=64)
     pumps: dict[str, asyncio.Task[None]] = {}
-    layer = get_channel_layer()
-    assert layer is not None  # settings.CHANNEL_LAYERS always names a default layer
-    # The configured layers (in-memory, Redis pub/sub) take a prefix; the stubs type
-    # only channels' base class, whose new_channel takes none.
-    channel = await layer.new_channel("sub.")  # type: ignore[call-arg]
-    await layer.group_add(run_group(run_id), channel)
 
-    async def pump_stream(stream: Stream) -> None:
+    async def pump_stream(stream: StreamInfo) -> None:
         start = positions.get(stream.key, stream.first_index)
         async for batch in follow(stream.pk, start, heartbeat=3600):
             if batch is not None and (batch.chunks or batch.closed):
                 await queue.put(("chunks", stream.key, batch))
         await queue.put(("done", stream.key, None))
 
-    async def pump_run() -> None:
+    async def pump_run(version: int) -> None:
         while True:
-            await layer.receive(channel)
+            await watch.changed(version)
+            version = watch.version
             await queue.put(("run", "", None))
 
-    run_task = asyncio.create_task(pump_run())
+    run_id = watch.run_id
+    view, shown = watch.snapshot, watch.version
+    run_task = asyncio.create_task(pump_run(shown))
     content_types: dict[str, str] = {}
     try:
-        run, streams = await hub.db(_load, project_id, run_id)
         finished: set[str] = set()
-        while True:
-            for stream in streams:
+        while view is not None:
+            for stream in view.streams:
                 if stream.key not in pumps:
                     content_types[stream.key] = stream.content_type
                     pumps[stream.key] = asyncio.create_task(pump_stream(stream))
-            yield b"event: run\ndata:" + json.dumps(run_dict(run)).encode() + b"\n\n"
+            yield view.event
             while True:
-                if run.is_final and finished >= set(pumps):
+                if view.final and finished >= set(pumps):
                     # An explicit end: a clean finish never looks like a dropped connection.
                     yield b"event: end\ndata:" + json.dumps({"run": run_id}).encode() + b"\n\n"
                     return
@@ -129,7 +168,10 @@ async def _events(
                     yield b": keep-alive\n\n"
                     continue
                 if kind == "run":
-                    run, streams = await hub.db(_load, project_id, run_id)
+                    if watch.version == shown:
+                        continue
+                    # The hub's latest snapshot: changes that came in a burst show once.
+                    view, shown = watch.snapshot, watch.version
                     break
                 if kind == "done":
                     finished.add(key)
@@ -161,5 +203,3 @@ async def _events(
         run_task.cancel()
         for task in pumps.values():
             task.cancel()
-        with contextlib.suppress(Exception):
-            await layer.group_discard(run_group(run_id), channel)

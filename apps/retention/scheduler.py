@@ -7,7 +7,9 @@ exists, so it cannot tell a server from a migration. The first request arrives o
 own event loop, in the process that will keep serving; only real servers put ``server`` in the
 scope (test communicators do not). The loop task sleeps between passes and runs each purge on
 a one-thread executor of its own with fresh connections, so it never queues behind (or holds)
-Django's shared sync thread, and a failed pass is logged and retried at the next tick.
+Django's shared sync thread, and a failed pass is logged and retried at the next tick. It goes
+there through ``apps.streams.threads``, so the purge's notifications (expired runs, deleted
+streams) are handed to this server's event loop, where the hub listens.
 Across processes the purge's PostgreSQL advisory lock lets one pass run at a time.
 """
 
@@ -21,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+
+from apps.streams import threads
 
 __all__ = ["PurgeScheduler"]
 
@@ -34,25 +37,20 @@ _tasks: set[asyncio.Task[None]] = set()
 def _purge_once() -> None:
     from apps.retention.services import purge_expired
 
-    close_old_connections()
-    try:
-        report = purge_expired()
-        if report.chunks_deleted or report.runs_expired or report.runs_deleted:
-            logger.info("scheduled purge: %s", report.summary())
-    finally:
-        close_old_connections()
+    report = purge_expired()
+    if report.chunks_deleted or report.runs_expired or report.runs_deleted:
+        logger.info("scheduled purge: %s", report.summary())
 
 
 async def _loop(interval: float) -> None:
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamdash-purge")
-    loop = asyncio.get_running_loop()
     # Jitter spreads N processes (started together) over the interval.
     await asyncio.sleep(min(60.0, interval) * random.uniform(0.5, 1.0))
     while True:
         try:
-            await loop.run_in_executor(_executor, _purge_once)
+            await threads.run_on(_executor, _purge_once)
         except Exception:
             logger.exception("scheduled purge failed; retrying at the next interval")
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))

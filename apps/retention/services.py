@@ -15,6 +15,11 @@ a purged position gets 410 naming the earliest index, not a 404 it could mistake
 Then the tombstone goes too. Purged standalone streams are deleted at once (an expired
 standalone stream already answers 404).
 
+Runs are expired and deleted, and streams deleted, through their services
+(``apps.runs.services.runs_expire``/``runs_delete``, ``apps.streams.services.streams_delete``),
+which tell live readers after each commit: a subscriber sees the run become ``expired``, and a
+reader of a deleted stream ends with "stream not found" at once, not at the next tail check.
+
 One purge at a time: on PostgreSQL a session advisory lock keeps the schedulers of N server
 processes (and cron) from purging side by side; every step is idempotent anyway.
 """
@@ -34,12 +39,15 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.runs.models import Run
+from apps.runs.services import runs_delete, runs_expire
 from apps.streams.models import Chunk, Stream
+from apps.streams.services import streams_delete
 from streamdash.core.runstatus import RunStatus
 
 __all__ = ["PurgeReport", "purge_expired", "purge_preview"]
 
 _ADVISORY_LOCK = 0x5D_9E_7E_01  # "streamdash purge"
+_BATCH = 200  # runs per transaction when expiring and deleting them
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,10 @@ def _due_streams(now: dt.datetime, projects: Iterable[Project] | None) -> QueryS
     if projects is not None:
         streams = streams.filter(project__in=list(projects))
     return streams
+
+
+def _batches(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + _BATCH] for i in range(0, len(ids), _BATCH)]
 
 
 def _tombstones(now: dt.datetime, projects: Iterable[Project] | None) -> QuerySet[Run]:
@@ -179,15 +191,21 @@ def purge_expired(
                 if progress is not None and chunks:
                     progress(report)
             report = replace(report, streams_purged=report.streams_purged + 1)
-        expired = _expired_runs(now, projects).exclude(status=RunStatus.EXPIRED)
-        runs_expired = expired.update(status=RunStatus.EXPIRED)
+        # Runs and streams change through their services, which tell live readers on commit.
+        expiring = list(
+            _expired_runs(now, projects)
+            .exclude(status=RunStatus.EXPIRED)
+            .values_list("pk", flat=True)
+        )
+        runs_expired = sum(runs_expire(run_ids=ids) for ids in _batches(expiring))
         # Emptied standalone streams go at once; their producers go with them.
-        Stream.objects.filter(
+        emptied = Stream.objects.filter(
             pk__in=plan.streams, run__isnull=True, first_index=F("next_index")
-        ).delete()
+        )
+        streams_delete(stream_ids=emptied.values_list("pk", flat=True))
         runs_deleted = 0
-        while ids := list(_tombstones(now, projects).values_list("pk", flat=True)[:200]):
-            runs_deleted += Run.objects.filter(pk__in=ids).delete()[1].get("runs.Run", 0)
+        while ids := list(_tombstones(now, projects).values_list("pk", flat=True)[:_BATCH]):
+            runs_deleted += runs_delete(run_ids=ids)
         report = replace(
             report,
             runs_expired=runs_expired,

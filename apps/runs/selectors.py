@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from apps.projects.models import Project
 from apps.runs.models import Run
@@ -45,6 +48,31 @@ def runs_page(
 
 def run_streams(*, run: Run) -> list[Stream]:
     return list(Stream.objects.filter(run=run).order_by("created_at", "key"))
+
+
+def run_with_streams(*, run_id: str) -> tuple[Run, list[Stream]] | None:
+    run = Run.objects.filter(pk=run_id).first()
+    return (run, run_streams(run=run)) if run is not None else None
+
+
+RunStamp = tuple[dt.datetime, int, int | None]
+
+
+def run_stamp(run: Run, streams: list[Stream]) -> RunStamp:
+    """What ``run_stamps`` says of a run already loaded with its streams."""
+    return run.updated_at, len(streams), max((s.pk for s in streams), default=None)
+
+
+def run_stamps(run_ids: Sequence[str]) -> dict[str, RunStamp]:
+    """A cheap fingerprint of many runs, in one query: when each row last changed (every run
+    service moves ``updated_at``) and its streams' count and newest id (a new stream moves
+    them). The hub's re-check compares it with the run it holds (``apps.streams.run_watch``)."""
+    rows = (
+        Run.objects.filter(pk__in=list(run_ids))
+        .annotate(n=Count("streams"), newest=Max("streams__id"))
+        .values_list("pk", "updated_at", "n", "newest")
+    )
+    return {pk: (updated_at, n, newest) for pk, updated_at, n, newest in rows}
 
 
 def run_exists(*, project: Project, run_id: str) -> bool:

@@ -1,8 +1,10 @@
-"""Run lifecycle: create, update, claim. Reaching a final status closes the run's streams."""
+"""Run lifecycle: create, update, claim, and retention's expire and delete. Reaching a final
+status closes the run's streams. Every change tells the run's live readers after the commit."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -13,7 +15,8 @@ from apps.runs.expiry import retention_days_for
 from apps.runs.ids import new_run_id
 from apps.runs.models import Run
 from apps.streams import notify
-from apps.streams.services import streams_close_for_run
+from apps.streams.models import Stream
+from apps.streams.services import streams_close_for_run, streams_delete
 from streamdash.core.errors import BadRequest, Conflict, NotFound
 from streamdash.core.runstatus import FINAL_STATUSES, RunStatus
 
@@ -130,3 +133,41 @@ def run_claim(*, project: Project, task_ids: list[str], worker: str) -> Run | No
         run.save(update_fields=["status", "started_at", "claimed_by", "updated_at"])
         transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
     return run
+
+
+def runs_expire(*, run_ids: Sequence[str]) -> int:
+    """Mark runs ``expired`` once retention has purged their chunks (runs already expired are
+    left alone). Their subscribers and the dashboard hear of it after the commit, as of any
+    other change. Returns how many runs changed."""
+    with transaction.atomic():
+        ids = list(
+            Run.objects.select_for_update()
+            .filter(pk__in=list(run_ids))
+            .exclude(status=RunStatus.EXPIRED)
+            .values_list("pk", flat=True)
+        )
+        # ``updated_at`` moves too: the hub's re-check of watched runs compares it.
+        Run.objects.filter(pk__in=ids).update(status=RunStatus.EXPIRED, updated_at=timezone.now())
+        transaction.on_commit(lambda: _notify_runs([(pk, RunStatus.EXPIRED) for pk in ids]))
+    return len(ids)
+
+
+def runs_delete(*, run_ids: Sequence[str]) -> int:
+    """Delete runs and their streams (retention's tombstones). After the commit each stream's
+    live readers get ``stream.deleted`` and each run's subscribers a last ``run.changed``,
+    after which the run is gone. Returns how many runs were deleted."""
+    with transaction.atomic():
+        runs = list(
+            Run.objects.select_for_update().filter(pk__in=list(run_ids)).values_list("pk", "status")
+        )
+        ids = [pk for pk, _ in runs]
+        streams = Stream.objects.filter(run_id__in=ids).values_list("pk", flat=True)
+        streams_delete(stream_ids=streams)
+        Run.objects.filter(pk__in=ids).delete()
+        transaction.on_commit(lambda: _notify_runs(runs))
+    return len(runs)
+
+
+def _notify_runs(changes: list[tuple[str, str]]) -> None:
+    for run_id, status in changes:
+        notify.run_changed(run_id=run_id, status=status)

@@ -10,6 +10,9 @@ database in pages with keyset reads. A safety re-check reads the tails of all ac
 one query every ``STREAMDASH_TAIL_CHECK_SECONDS``, so a lost notification (a dropped Redis
 connection, a full in-memory channel) delays readers by about that long and never loses a chunk.
 
+Runs are followed here too (``apps.streams.run_watch``): one subscription to the run's group
+and one reload per run change per process, for every ``/subscribe`` connection of that run.
+
 Threads: the hub's database calls run on the bounded ``read`` pool (``apps.streams.threads``),
 not through ``sync_to_async(thread_sensitive=True)``. Outside a request context that would put
 every hub query on Django's single shared sync thread, behind whatever else queues there;
@@ -34,8 +37,10 @@ from django.conf import settings
 from apps.streams import selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.records import ChunkRecord, StreamTail
+from apps.streams.run_watch import RunSource, RunState, RunWatches
 
 logger = logging.getLogger(__name__)
+S = TypeVar("S")
 T = TypeVar("T")
 
 
@@ -113,10 +118,12 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._start_lock = asyncio.Lock()
+        self.runs = RunWatches(self)
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "stream.appended": self._on_appended,
             "stream.changed": self._on_changed,
             "stream.deleted": self._on_deleted,
+            "run.changed": self.runs.on_changed,
         }
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -155,23 +162,27 @@ class Hub:
     async def _tail_check_loop(self) -> None:
         while True:
             await asyncio.sleep(settings.STREAMDASH_TAIL_CHECK_SECONDS)
-            if not self.states:
-                continue
-            try:
-                tails = await db(selectors.stream_tails, list(self.states))
-            except Exception:
-                logger.exception("hub tail check failed")
-                continue
-            for stream_id, state in list(self.states.items()):
-                tail = tails.get(stream_id)
-                if tail is None:
-                    self._mark_deleted(state)
-                elif (
-                    tail.next_index > state.next_index
-                    or tail.closed != state.closed
-                    or tail.first_index != state.first_index
-                ):
-                    self._spawn(self._refresh(state, tail))
+            await self._check_tails()
+            await self.runs.recheck()
+
+    async def _check_tails(self) -> None:
+        if not self.states:
+            return
+        try:
+            tails = await db(selectors.stream_tails, list(self.states))
+        except Exception:
+            logger.exception("hub tail check failed")
+            return
+        for stream_id, state in list(self.states.items()):
+            tail = tails.get(stream_id)
+            if tail is None:
+                self._mark_deleted(state)
+            elif (
+                tail.next_index > state.next_index
+                or tail.closed != state.closed
+                or tail.first_index != state.first_index
+            ):
+                self._spawn(self._refresh(state, tail))
 
     # --- notifications --------------------------------------------------------------------
     def _on_appended(self, message: dict[str, Any]) -> None:
@@ -266,6 +277,13 @@ class Hub:
                 del self.states[stream_id]
                 with contextlib.suppress(Exception):
                     await self.layer.group_discard(stream_group(stream_id), self.channel)
+
+    def watch_run(
+        self, run_id: str, source: RunSource[S]
+    ) -> contextlib.AbstractAsyncContextManager[RunState[S]]:
+        """Hold the hub's shared state of a run for the life of one subscriber (see
+        ``apps.streams.run_watch``); raises ``RunGone`` if the run does not exist."""
+        return self.runs.watch(run_id, source)
 
     async def read(self, state: StreamState, start: int, limit: int) -> list[ChunkRecord]:
         """Up to ``limit`` chunks from ``start``: from the ring when it holds them, otherwise

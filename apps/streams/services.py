@@ -9,6 +9,7 @@ and a reader never sees an index that could still roll back.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -47,6 +48,7 @@ __all__ = [
     "stream_lookup",
     "stream_touch",
     "streams_close_for_run",
+    "streams_delete",
 ]
 
 
@@ -352,6 +354,26 @@ def stream_delete(*, stream_id: int) -> None:
         if stream is None:
             raise NotFound("Stream not found.")
         _delete_now(stream)
+
+
+def streams_delete(*, stream_ids: Iterable[int]) -> int:
+    """Delete streams with their chunks and producers, in one transaction (retention's
+    bulk delete). Their live readers are told after the commit, as by ``stream_delete``,
+    so they end at once rather than at the hub's next tail check. Returns how many."""
+    with transaction.atomic():
+        ids = list(
+            Stream.objects.select_for_update()
+            .filter(pk__in=list(stream_ids))
+            .values_list("pk", flat=True)
+        )
+        Stream.objects.filter(pk__in=ids).delete()
+        transaction.on_commit(lambda: _notify_deleted(ids))
+    return len(ids)
+
+
+def _notify_deleted(stream_ids: list[int]) -> None:
+    for pk in stream_ids:
+        notify.stream_deleted(stream_id=pk)
 
 
 def streams_close_for_run(*, run_id: str) -> int:

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -52,8 +52,14 @@ def _call(
 
 async def run_in(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` on the named pool and await its result."""
+    return await run_on(_pool(name), fn, *args, **kwargs)
+
+
+async def run_on(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` as ``run_in`` does, on an executor of the caller's own (the purge
+    schedule's single thread)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_pool(name), functools.partial(_call, loop, fn, args, kwargs))
+    return await loop.run_in_executor(executor, functools.partial(_call, loop, fn, args, kwargs))
 
 
 def calling_loop() -> asyncio.AbstractEventLoop | None:

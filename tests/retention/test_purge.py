@@ -8,12 +8,15 @@ import datetime as dt
 import io
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.db.models import Sum
 from django.db.models.functions import Length
 from django.test import Client
 from django.utils import timezone
 
+from apps.api.subscribe_views import RUN_VIEWS
 from apps.projects.models import Project
 from apps.retention import scheduler
 from apps.retention.models import TaskRetentionPolicy
@@ -22,7 +25,12 @@ from apps.retention.services import purge_expired, purge_preview
 from apps.runs.expiry import retention_days_for
 from apps.runs.models import Run
 from apps.runs.services import run_create, run_update
+from apps.streams import notify
+from apps.streams.hub import get_hub
+from apps.streams.live import follow
 from apps.streams.models import Chunk, Producer, Stream
+from apps.streams.notify import stream_group
+from streamdash.core.errors import StreamNotFound
 from streamdash.core.runstatus import RunStatus
 from tests.factories import make_project, make_stream
 
@@ -186,6 +194,84 @@ def test_purge_command_reports(project: Project) -> None:
     assert Chunk.objects.count() == 0
 
 
+# --- live readers are told at once ---------------------------------------------------------
+
+
+@pytest.fixture
+def slow_tail_check(settings) -> None:
+    """Without a notification, readers would learn of a purge at the hub's next re-check:
+    make that too late for these tests."""
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 60
+
+
+async def _expired_standalone_stream() -> Stream:
+    project, _ = await sync_to_async(make_project)()
+    stream = await sync_to_async(make_stream)(project, "old", chunks=[b"1", b"2"])
+    return stream
+
+
+async def _live_reader(stream: Stream, seen: list[int]) -> asyncio.Task[None]:
+    async def read() -> None:
+        async for batch in follow(stream.pk, 0, idle_timeout=30):
+            if batch is not None:
+                seen.extend(c.index for c in batch.chunks)
+
+    reader = asyncio.create_task(read())
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if seen == [0, 1]:
+            break
+    await sync_to_async(Stream.objects.filter(pk=stream.pk).update)(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    return reader
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_purge_ends_live_readers_of_a_deleted_stream_at_once(slow_tail_check) -> None:
+    stream = await _expired_standalone_stream()
+    seen: list[int] = []
+    reader = await _live_reader(stream, seen)
+    await sync_to_async(purge_expired)()
+    with pytest.raises(StreamNotFound):
+        await asyncio.wait_for(reader, 5)
+    assert seen == [0, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_purge_tells_run_subscribers_the_run_expired(slow_tail_check) -> None:
+    project, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(finished_run)(project, 3)
+    async with get_hub().watch_run(run.id, RUN_VIEWS) as state:
+        assert state.snapshot is not None
+        assert b'"status": "completed"' in state.snapshot.event
+        version = state.version
+        await sync_to_async(purge_expired)(now=timezone.now() + LATER)
+        await asyncio.wait_for(state.changed(version), 5)
+        assert b'"status": "expired"' in state.snapshot.event
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_purge_of_a_tombstone_tells_its_readers(slow_tail_check, settings) -> None:
+    settings.STREAMDASH_PURGE_TOMBSTONE_DAYS = 7
+    project, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(finished_run)(project, 3)
+    stream = await sync_to_async(Stream.objects.get)(run=run)
+    now = timezone.now() + LATER
+    await sync_to_async(purge_expired)(now=now)
+    layer = get_channel_layer()
+    channel = await layer.new_channel("test.")
+    await layer.group_add(stream_group(stream.pk), channel)
+    async with get_hub().watch_run(run.id, RUN_VIEWS) as state:
+        version = state.version
+        report = await sync_to_async(purge_expired)(now=now + dt.timedelta(days=8))
+        assert report.runs_deleted == 1
+        await asyncio.wait_for(state.changed(version), 5)
+        assert state.snapshot is None  # the run is gone: its subscribers end
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    assert message == {"type": "stream.deleted", "stream": stream.pk}
+
+
 # --- admin --------------------------------------------------------------------------------
 
 
@@ -289,5 +375,26 @@ async def test_scheduler_loop_purges(settings, monkeypatch) -> None:
             if not await sync_to_async(Chunk.objects.filter(stream__run_id=run.pk).exists)():
                 break
         assert not await sync_to_async(Chunk.objects.filter(stream__run_id=run.pk).exists)()
+    finally:
+        task.cancel()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_scheduled_purge_tells_this_servers_readers(slow_tail_check, monkeypatch) -> None:
+    """The schedule purges on a thread of its own; its notifications are handed to the
+    server's event loop, where the hub listens (not sent from a throwaway loop per message)."""
+    stream = await _expired_standalone_stream()
+    seen: list[int] = []
+    reader = await _live_reader(stream, seen)
+
+    def no_throwaway_loop(fn):
+        raise AssertionError("a notification left through async_to_sync")
+
+    monkeypatch.setattr(notify, "async_to_sync", no_throwaway_loop)
+    monkeypatch.setattr(scheduler.random, "uniform", lambda a, b: 0.001)
+    task = asyncio.create_task(scheduler._loop(3600))
+    try:
+        with pytest.raises(StreamNotFound):
+            await asyncio.wait_for(reader, 5)
     finally:
         task.cancel()
