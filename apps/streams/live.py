@@ -64,6 +64,10 @@ async def follow(
                 # Retention may purge under a reader that is still behind: fail loudly.
                 check_retained(state.first_index, position)
                 chunks = await hub.read(state, position, page)
+                if chunks and chunks[0].index != position:
+                    # Indices are dense: a gap is a purge that ran while this reader read
+                    # from the database, before the hub heard of the new first index.
+                    check_retained(chunks[0].index, position)
                 if chunks:
                     position = chunks[-1].index + 1
                     last_chunk_at = time.monotonic()
