@@ -111,9 +111,10 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
         if read_request.ndjson:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
+        key_id = target.principal.key_id
         if read_request.live == "sse":
-            return _sse_response(stream, start, read_request, limit)
-        return await _long_poll(stream, start, read_request, limit)
+            return _sse_response(stream, start, read_request, limit, key_id)
+        return await _long_poll(stream, start, read_request, limit, key_id)
     except DomainError as exc:
         return error_stream_response(exc)
 
@@ -145,13 +146,17 @@ def _limit(default: float, *limits: float | None) -> float:
 
 
 async def _long_poll(
-    stream: Stream, start: int, read_request: protocol.ReadRequest, token_limit: float | None
+    stream: Stream,
+    start: int,
+    read_request: protocol.ReadRequest,
+    token_limit: float | None,
+    key_id: int | None,
 ) -> StreamResponse:
     wait = _limit(settings.STREAMDASH_LONG_POLL_TIMEOUT, read_request.idle_timeout, token_limit)
     cursor = protocol.next_cursor(read_request.cursor)
     position, closed = start, False
     async for batch in follow(
-        stream.pk, start, idle_timeout=wait, max_seconds=wait, heartbeat=wait
+        stream.pk, start, idle_timeout=wait, max_seconds=wait, heartbeat=wait, key_id=key_id
     ):
         if batch is None:
             continue
@@ -176,7 +181,11 @@ async def _long_poll(
 
 
 def _sse_response(
-    stream: Stream, start: int, read_request: protocol.ReadRequest, token_limit: float | None
+    stream: Stream,
+    start: int,
+    read_request: protocol.ReadRequest,
+    token_limit: float | None,
+    key_id: int | None,
 ) -> StreamResponse:
     encoding = sse.data_encoding(stream.content_type)
     max_seconds = _limit(settings.STREAMDASH_SSE_MAX_SECONDS, token_limit)
@@ -185,7 +194,11 @@ def _sse_response(
     async def events() -> AsyncIterator[bytes]:
         try:
             async for batch in follow(
-                stream.pk, start, idle_timeout=read_request.idle_timeout, max_seconds=max_seconds
+                stream.pk,
+                start,
+                idle_timeout=read_request.idle_timeout,
+                max_seconds=max_seconds,
+                key_id=key_id,
             ):
                 if batch is None:
                     yield sse.HEARTBEAT

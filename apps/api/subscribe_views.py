@@ -27,15 +27,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from apps.api.errors import async_api_errors
+from apps.api.errors import async_api_errors, error_json
 from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
+from apps.projects.credentials import is_revoked
 from apps.runs import selectors, services
 from apps.streams import hub
 from apps.streams.live import LiveBatch, follow
 from apps.streams.run_watch import RunGone, RunSource, RunState
 from streamdash.core.content import chunk_object
-from streamdash.core.errors import BadRequest
+from streamdash.core.errors import BadRequest, Unauthorized
 
 _POSITION_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}=\d{1,19}$")
 
@@ -87,6 +88,7 @@ def _run_view(run_id: str) -> tuple[selectors.RunStamp, RunView] | None:
 
 
 RUN_VIEWS: RunSource[RunView] = RunSource(load=_run_view, stamps=selectors.run_stamps)
+_REVOKED = Unauthorized("The API key was revoked.")
 
 
 @require_GET
@@ -102,7 +104,7 @@ async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
     # A token's read ends with the token; the client reconnects with a fresh one.
     deadline = principal.expires_at.timestamp() if principal.expires_at is not None else None
     response = StreamingHttpResponse(
-        _events(run_id, positions, deadline),
+        _events(run_id, positions, deadline, principal.key_id),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-store"
@@ -111,25 +113,25 @@ async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
 
 
 async def _events(
-    run_id: str, positions: dict[str, int], deadline: float | None
+    run_id: str, positions: dict[str, int], deadline: float | None, key_id: int | None
 ) -> AsyncIterator[bytes]:
     # The view checked the run is the project's; run ids are unique, so the hub's state of
     # the run is shared by every subscriber in this process, whatever their project.
     with contextlib.suppress(RunGone):
         async with hub.get_hub().watch_run(run_id, RUN_VIEWS) as watch:
-            async for frame in _follow_run(watch, positions, deadline):
+            async for frame in _follow_run(watch, positions, deadline, key_id):
                 yield frame
 
 
 async def _follow_run(
-    watch: RunState[RunView], positions: dict[str, int], deadline: float | None
+    watch: RunState[RunView], positions: dict[str, int], deadline: float | None, key_id: int | None
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[tuple[str, str, LiveBatch | None]] = asyncio.Queue(maxsize=64)
     pumps: dict[str, asyncio.Task[None]] = {}
 
     async def pump_stream(stream: StreamInfo) -> None:
         start = positions.get(stream.key, stream.first_index)
-        async for batch in follow(stream.pk, start, heartbeat=3600):
+        async for batch in follow(stream.pk, start, heartbeat=3600, key_id=key_id):
             if batch is not None and (batch.chunks or batch.closed):
                 await queue.put(("chunks", stream.key, batch))
         await queue.put(("done", stream.key, None))
@@ -144,6 +146,8 @@ async def _follow_run(
     view, shown = watch.snapshot, watch.version
     run_task = asyncio.create_task(pump_run(shown))
     content_types: dict[str, str] = {}
+    heartbeat = settings.STREAMDASH_HEARTBEAT_SECONDS
+    quiet_since = time.monotonic()
     try:
         finished: set[str] = set()
         while view is not None:
@@ -157,7 +161,13 @@ async def _follow_run(
                     # An explicit end: a clean finish never looks like a dropped connection.
                     yield b"event: end\ndata:" + json.dumps({"run": run_id}).encode() + b"\n\n"
                     return
+                if is_revoked(key_id):
+                    yield b"event: error\ndata:" + error_json(_REVOKED).encode() + b"\n\n"
+                    return
                 wait = settings.STREAMDASH_HEARTBEAT_SECONDS
+                if key_id is not None:
+                    # The hub marks a revoked key within a second (apps.projects.credentials).
+                    wait = min(wait, 1.0)
                 if deadline is not None:
                     wait = min(wait, deadline - time.time())
                     if wait <= 0:
@@ -165,8 +175,11 @@ async def _follow_run(
                 try:
                     kind, key, batch = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    if key_id is None or time.monotonic() - quiet_since >= heartbeat:
+                        quiet_since = time.monotonic()
+                        yield b": keep-alive\n\n"
                     continue
+                quiet_since = time.monotonic()
                 if kind == "run":
                     if watch.version == shown:
                         continue

@@ -51,6 +51,7 @@ class _Opened:
     start: int
     expires_at: float | None  # the token's exp (epoch seconds), None for an API key
     idle_timeout: float | None
+    key_id: int | None  # the API key's, so that its revocation ends the connection
 
 
 def _query(scope: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -83,7 +84,9 @@ def _open(scope: Mapping[str, Any]) -> _Opened:
     start = params.start_index(stream.next_index)
     check_retained(stream.first_index, start)
     expires = principal.expires_at.timestamp() if principal.expires_at else None
-    return _Opened(stream.pk, stream.content_type, start, expires, params.idle_timeout)
+    return _Opened(
+        stream.pk, stream.content_type, start, expires, params.idle_timeout, principal.key_id
+    )
 
 
 class StreamReaderConsumer(AsyncWebsocketConsumer):
@@ -120,6 +123,7 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
                 opened.start,
                 idle_timeout=opened.idle_timeout,
                 max_seconds=None if token_left is None else max(0.0, token_left),
+                key_id=opened.key_id,
             ):
                 if batch is None:
                     continue

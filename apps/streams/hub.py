@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from apps.projects import credentials
+from apps.projects.services import REVOCATION_GROUP, revoked_among
 from apps.streams import selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.records import ChunkRecord, StreamTail
@@ -124,6 +126,7 @@ class Hub:
             "stream.changed": self._on_changed,
             "stream.deleted": self._on_deleted,
             "run.changed": self.runs.on_changed,
+            "credentials.revoked": self._on_revoked,
         }
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -139,6 +142,12 @@ class Hub:
             # The configured layers (in-memory, Redis pub/sub) take a prefix; the stubs type
             # only channels' base class, whose new_channel takes none.
             self.channel = await self.layer.new_channel("hub.")  # type: ignore[call-arg]
+            try:
+                await self.layer.group_add(REVOCATION_GROUP, self.channel)
+            except Exception:
+                # Without the layer, revocations still reach live readers through the
+                # once-a-second re-check of their keys (_check_keys).
+                logger.warning("hub could not join the revocation group", exc_info=True)
             self._tasks = [
                 asyncio.create_task(self._receive_loop()),
                 asyncio.create_task(self._tail_check_loop()),
@@ -164,6 +173,7 @@ class Hub:
             await asyncio.sleep(settings.STREAMDASH_TAIL_CHECK_SECONDS)
             await self._check_tails()
             await self.runs.recheck()
+            await self._check_keys()
 
     async def _check_tails(self) -> None:
         if not self.states:
@@ -184,7 +194,31 @@ class Hub:
             ):
                 self._spawn(self._refresh(state, tail))
 
+    async def _check_keys(self) -> None:
+        """End the live connections of keys revoked elsewhere, even if the broadcast of the
+        revocation was lost: one query a second for the keys that hold live connections."""
+        keys = credentials.live_keys()
+        if not keys:
+            return
+        try:
+            revoked = await db(revoked_among, keys)
+        except Exception:
+            logger.exception("hub key re-check failed")
+            return
+        for key_id in revoked:
+            credentials.key_revoked(key_id)
+        if revoked:
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        for state in self.states.values():
+            state.wake()
+
     # --- notifications --------------------------------------------------------------------
+    def _on_revoked(self, message: dict[str, Any]) -> None:
+        credentials.key_revoked(int(message["key"]))
+        self._wake_all()
+
     def _on_appended(self, message: dict[str, Any]) -> None:
         state = self.states.get(message["stream"])
         if state is None:

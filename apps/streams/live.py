@@ -3,7 +3,8 @@
 ``follow`` turns the hub's shared state into one reader's ordered batches: every chunk from
 ``start`` exactly once, in index order, then waits for more. It ends when the stream is closed
 and fully delivered, when ``idle_timeout`` seconds pass without a new chunk, or when
-``max_seconds`` of connection time are used up (the protocol's periodic reconnect). Silence
+``max_seconds`` of connection time are used up (the protocol's periodic reconnect); it fails
+with ``Unauthorized`` as soon as the reader's API key (``key_id``) is revoked. Silence
 alone never looks like the end: heartbeats (``None``) keep proxies from closing the line.
 """
 
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from apps.projects.credentials import is_revoked
+from apps.projects.credentials import live_key as credentials_held
 from apps.streams.hub import StreamGone, get_hub
 from apps.streams.records import ChunkRecord
-from streamdash.core.errors import Gone, StreamNotFound
+from streamdash.core.errors import Gone, StreamNotFound, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ async def follow(
     max_seconds: float | None = None,
     heartbeat: float | None = None,
     page: int | None = None,
+    key_id: int | None = None,
 ) -> AsyncIterator[LiveBatch | None]:
     hub = get_hub()
     heartbeat = heartbeat or settings.STREAMDASH_HEARTBEAT_SECONDS
@@ -53,51 +57,54 @@ async def follow(
     began = time.monotonic()
     deadline = began + max_seconds if max_seconds is not None else None
     try:
-        async with hub.watch(stream_id) as state:
-            check_retained(state.first_index, start)
-            position = start
-            last_chunk_at = began
-            announced_up_to_date = False
-            while True:
-                if state.deleted:
-                    raise StreamNotFound("The stream was deleted.")
-                # Retention may purge under a reader that is still behind: fail loudly.
-                check_retained(state.first_index, position)
-                chunks = await hub.read(state, position, page)
-                if chunks and chunks[0].index != position:
-                    # Indices are dense: a gap is a purge that ran while this reader read
-                    # from the database, before the hub heard of the new first index.
-                    check_retained(chunks[0].index, position)
-                if chunks:
-                    position = chunks[-1].index + 1
-                    last_chunk_at = time.monotonic()
-                    done = state.closed and position >= state.next_index
-                    up_to_date = position >= state.next_index
-                    announced_up_to_date = up_to_date
-                    yield LiveBatch(chunks, position, up_to_date, done)
-                    if done:
+        with credentials_held(key_id):
+            async with hub.watch(stream_id) as state:
+                check_retained(state.first_index, start)
+                position = start
+                last_chunk_at = began
+                announced_up_to_date = False
+                while True:
+                    if state.deleted:
+                        raise StreamNotFound("The stream was deleted.")
+                    if is_revoked(key_id):
+                        raise Unauthorized("The API key was revoked.")
+                    # Retention may purge under a reader that is still behind: fail loudly.
+                    check_retained(state.first_index, position)
+                    chunks = await hub.read(state, position, page)
+                    if chunks and chunks[0].index != position:
+                        # Indices are dense: a gap is a purge that ran while this reader read
+                        # from the database, before the hub heard of the new first index.
+                        check_retained(chunks[0].index, position)
+                    if chunks:
+                        position = chunks[-1].index + 1
+                        last_chunk_at = time.monotonic()
+                        done = state.closed and position >= state.next_index
+                        up_to_date = position >= state.next_index
+                        announced_up_to_date = up_to_date
+                        yield LiveBatch(chunks, position, up_to_date, done)
+                        if done:
+                            return
+                        continue
+                    if state.closed and position >= state.next_index:
+                        yield LiveBatch([], position, True, True)
                         return
-                    continue
-                if state.closed and position >= state.next_index:
-                    yield LiveBatch([], position, True, True)
-                    return
-                if not announced_up_to_date:
-                    announced_up_to_date = True
-                    yield LiveBatch([], position, True, False)
-                now = time.monotonic()
-                limits = [heartbeat]
-                if idle_timeout is not None:
-                    limits.append(last_chunk_at + idle_timeout - now)
-                if deadline is not None:
-                    limits.append(deadline - now)
-                wait_for = min(limits)
-                if wait_for <= 0:
-                    return
-                before = state.next_index, state.closed, state.deleted
-                await state.wait(wait_for)
-                if (state.next_index, state.closed, state.deleted) == before and (
-                    time.monotonic() - now >= heartbeat * 0.99
-                ):
-                    yield None
+                    if not announced_up_to_date:
+                        announced_up_to_date = True
+                        yield LiveBatch([], position, True, False)
+                    now = time.monotonic()
+                    limits = [heartbeat]
+                    if idle_timeout is not None:
+                        limits.append(last_chunk_at + idle_timeout - now)
+                    if deadline is not None:
+                        limits.append(deadline - now)
+                    wait_for = min(limits)
+                    if wait_for <= 0:
+                        return
+                    before = state.next_index, state.closed, state.deleted
+                    await state.wait(wait_for)
+                    if (state.next_index, state.closed, state.deleted) == before and (
+                        time.monotonic() - now >= heartbeat * 0.99
+                    ):
+                        yield None
     except StreamGone:
         raise StreamNotFound("Stream not found.") from None

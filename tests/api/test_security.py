@@ -19,7 +19,7 @@ from apps.api import ratelimit
 from apps.api.bodylimit import RequestBodyLimit
 from apps.api.logredact import RedactSecretsFilter, redact, redact_daphne_access_log
 from apps.projects.models import Project
-from apps.projects.services import api_key_create
+from apps.projects.services import api_key_create, api_key_revoke
 from apps.projects.tokens import token_mint
 from apps.runs.services import run_create
 from apps.streams.services import chunks_append, stream_close
@@ -478,6 +478,22 @@ async def test_ws_token_route_accepts_api_key_header_and_start_index(ws_stream) 
     frame = json.loads(await communicator.receive_from(timeout=5))
     assert [c["index"] for c in frame["chunks"]] == [1]
     await communicator.disconnect()
+
+
+async def test_ws_route_ends_at_once_when_its_api_key_is_revoked(ws_stream) -> None:
+    project, run, _, _ = ws_stream
+    key, secret = await sync_to_async(api_key_create)(project=project, name="reader")
+    communicator = await _ws(
+        f"/ws/v1/runs/{run.id}/streams/ai",
+        headers=[(b"authorization", f"Bearer {secret}".encode())],
+    )
+    assert json.loads(await communicator.receive_from(timeout=5))["type"] == "chunks"
+    await sync_to_async(api_key_revoke)(key=key)
+    frame = json.loads(await communicator.receive_from(timeout=3))
+    assert frame["type"] == "error"
+    assert frame["error"]["code"] == "unauthorized"
+    assert "revoked" in frame["error"]["message"]
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
 
 
 async def test_ws_token_route_closes_when_the_token_expires(ws_stream) -> None:

@@ -1,0 +1,59 @@
+"""A revoked API key stops working at once, open connections included: an SSE reader, a
+long-poll and a run subscription of that key end within about a second, though the revocation
+happened in another process (``manage.py apikey revoke``), so the server learns of it from
+its once-a-second re-check of live keys or, with Redis, from the broadcast."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.server import Server
+
+pytestmark = pytest.mark.e2e
+
+
+def _read_to_end(response: httpx.Response, seen: list[str]) -> float:
+    """Read the response until it ends; when it ended."""
+    for line in response.iter_lines():
+        seen.append(line)
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("route", ["sse", "subscribe"])
+def test_revoked_key_ends_open_live_reads(server: Server, route: str) -> None:
+    project = f"revoke-{route}-{time.monotonic_ns()}"
+    server.create_project(project)
+    secret = server.manage("apikey", "create", project, "--name", "reader").strip()
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=20) as client:
+        run = client.post("/api/v1/runs", json={"task_id": "e2e"}).json()
+        stream = f"/api/v1/runs/{run['id']}/streams/ai"
+        assert client.put(stream, headers={"Content-Type": "application/json"}).status_code == 201
+        url = (
+            f"{stream}?live=sse&offset=-1"
+            if route == "sse"
+            else f"/api/v1/runs/{run['id']}/subscribe"
+        )
+        seen: list[str] = []
+        ended: list[float] = []
+        with client.stream("GET", url) as response:
+            assert response.status_code == 200
+            reader = threading.Thread(
+                target=lambda: ended.append(_read_to_end(response, seen)), daemon=True
+            )
+            reader.start()
+            time.sleep(0.5)
+            server.manage("apikey", "revoke", secret[:12])
+            revoked_at = time.monotonic()
+            reader.join(timeout=15)
+        assert ended, "the live read outlived its revoked key"
+        # About a second: the re-check runs once a second; the bound leaves room for a busy CI.
+        assert ended[0] - revoked_at < 3
+        assert any("revoked" in line for line in seen), seen[-5:]
+        after = client.get(stream, params={"offset": "-1"})
+        assert after.status_code == 401
+
