@@ -43,7 +43,7 @@ async def test_subscribers_share_one_load_per_run_change(monkeypatch, settings):
         return original(**kwargs)
 
     monkeypatch.setattr(selectors, "run_with_streams", counting)
-    feeds = [subscribe_views._events(run.id, {}, None) for _ in range(SUBSCRIBERS)]
+    feeds = [subscribe_views._events(run.id, {}, None, None) for _ in range(SUBSCRIBERS)]
     try:
         events = await _next_events(feeds)
         assert {(kind, data["status"]) for kind, data in events} == {("run", "queued")}
