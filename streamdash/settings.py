@@ -113,6 +113,9 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------------
+# Connections per server process in each pool (Django's, and the async append pool's).
+STREAMDASH_DB_POOL_MAX = _env_int("STREAMDASH_DB_POOL_MAX", 20)
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -133,7 +136,7 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 2,
-        "max_size": _env_int("STREAMDASH_DB_POOL_MAX", 20),
+        "max_size": STREAMDASH_DB_POOL_MAX,
         "timeout": 30,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -242,6 +245,9 @@ STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 1000)
 # Seconds a verified API key or token is remembered per process (apps/projects/credentials.py);
 # a revocation forgets it at once. 0 verifies on every request.
 STREAMDASH_CREDENTIAL_CACHE_SECONDS = _env_float("STREAMDASH_CREDENTIAL_CACHE_SECONDS", 1.0)
+# On PostgreSQL, appends from the stream URLs run on psycopg's async pool, on the event loop
+# (apps/streams/pg_append.py); 0 sends them through the write thread pool like the rest.
+STREAMDASH_ASYNC_PG = _env_bool("STREAMDASH_ASYNC_PG", True)
 # In-server purge: every N seconds in each server process (one at a time across processes
 # on PostgreSQL, by advisory lock); 0 turns it off (then run `manage.py purge_expired` from cron).
 STREAMDASH_PURGE_INTERVAL_SECONDS = _env_float("STREAMDASH_PURGE_INTERVAL_SECONDS", 600.0)

@@ -22,6 +22,7 @@ from apps.api import protocol, sse, stream_views
 from apps.api.errors import error_json, error_response
 from apps.api.exchange import StreamRequest, StreamResponse, from_django, to_django
 from apps.api.targets import Target, run_target, standalone_target
+from apps.projects import credentials
 from apps.streams import services, threads
 from apps.streams.export import chunks_export
 from apps.streams.live import check_retained, follow
@@ -87,6 +88,8 @@ def _prepare_live(
 async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
     """Serve one request on a stream URL; domain errors become their JSON responses."""
     try:
+        if request.method == "POST" and request.pooled and services.appends_on_loop():
+            return await stream_views.aappend(request, await _resolve_on_loop(request, resolve))
         handler = _SYNC_HANDLERS.get(request.method)
         if handler is not None:
             return await _offload(request, _run_sync, handler, request, resolve)
@@ -117,6 +120,16 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
         return await _long_poll(stream, start, read_request, limit, key_id)
     except DomainError as exc:
         return error_stream_response(exc)
+
+
+async def _resolve_on_loop(request: StreamRequest, resolve: Resolve) -> Target:
+    """The target without a thread when the caller's credential is cached (it usually is);
+    otherwise verified on the write pool."""
+    try:
+        with credentials.cached_only():
+            return resolve(request)
+    except credentials.Uncached:
+        return await threads.run_in("write", resolve, request)
 
 
 def error_stream_response(exc: DomainError) -> StreamResponse:

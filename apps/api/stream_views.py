@@ -4,13 +4,16 @@ takes a ``StreamRequest`` and returns a ``StreamResponse`` (``apps.api.exchange`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from apps.api import protocol
 from apps.api.exchange import StreamRequest, StreamResponse
 from apps.api.targets import Target
-from apps.streams import selectors, services
+from apps.streams import selectors, services, threads
 from apps.streams.live import check_retained
 from apps.streams.models import Stream
 from apps.streams.payloads import json_array, split_body
+from apps.streams.producers import ProducerClaim
 from streamdash.core.content import is_json_type
 from streamdash.core.errors import (
     BadRequest,
@@ -45,7 +48,18 @@ def create(request: StreamRequest, target: Target) -> StreamResponse:
     return response
 
 
-def append(request: StreamRequest, target: Target) -> StreamResponse:
+@dataclass(frozen=True)
+class _Append:
+    """An append request, parsed: what ``services.chunks_append`` takes."""
+
+    chunks: list[bytes]
+    content_type: str | None
+    producer: ProducerClaim | None
+    stream_seq: str | None
+    close: bool
+
+
+def _parse_append(request: StreamRequest, target: Target) -> _Append:
     target.require("write")
     close = protocol.is_true(request.headers.get(protocol.CLOSED))
     claim = protocol.producer_claim(request)
@@ -54,21 +68,40 @@ def append(request: StreamRequest, target: Target) -> StreamResponse:
     if body and not content_type:
         raise BadRequest("Send a Content-Type header that matches the stream's content type.")
     chunks = split_body(content_type or "", body) if body else []
+    return _Append(chunks, content_type, claim, request.headers.get("Stream-Seq"), close)
+
+
+def _with_next_offset(exc: StreamClosed | RunFinished) -> StreamClosed | RunFinished:
+    exc.headers[protocol.NEXT_OFFSET] = offset_for(exc.facts["next_index"])
+    return exc
+
+
+def append(request: StreamRequest, target: Target) -> StreamResponse:
+    parsed = _parse_append(request, target)
     try:
-        result = services.chunks_append(
-            ref=target.ref(),
-            chunks=chunks,
-            content_type=content_type,
-            producer=claim,
-            stream_seq=request.headers.get("Stream-Seq"),
-            close=close,
-        )
+        result = services.chunks_append(ref=target.ref(), **vars(parsed))
     except (StreamClosed, RunFinished) as exc:
-        exc.headers[protocol.NEXT_OFFSET] = offset_for(exc.facts["next_index"])
-        raise
+        raise _with_next_offset(exc) from None
     except StreamNotFound:
         target.not_found()
         raise
+    return _appended(result, parsed.producer)
+
+
+async def aappend(request: StreamRequest, target: Target) -> StreamResponse:
+    """``append`` on the event loop (``services.achunks_append``)."""
+    parsed = _parse_append(request, target)
+    try:
+        result = await services.achunks_append(ref=target.ref(), **vars(parsed))
+    except (StreamClosed, RunFinished) as exc:
+        raise _with_next_offset(exc) from None
+    except StreamNotFound:
+        await threads.run_in("read", target.not_found)
+        raise
+    return _appended(result, parsed.producer)
+
+
+def _appended(result: services.AppendResult, claim: ProducerClaim | None) -> StreamResponse:
     # The protocol answers 200 only when a producer's request appended data.
     appended = result.next_index > result.start_index
     status = 200 if claim is not None and not result.duplicate and appended else 204

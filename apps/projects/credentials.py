@@ -21,6 +21,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -60,6 +61,14 @@ class _Cache:
             self._entries.clear()
 
 
+class Uncached(Exception):
+    """Raised instead of verifying, where the database may not be used (``cached_only``)."""
+
+
+# Set by async callers that may not touch the database: a miss raises Uncached, and the
+# caller verifies on a thread instead.
+_cached_only: ContextVar[bool] = ContextVar("streamdash_cached_only", default=False)
+
 _cache = _Cache()
 _revoked: set[int] = set()
 _live: Counter[int] = Counter()
@@ -69,14 +78,25 @@ _live_lock = threading.Lock()
 def remembered(credential: str, allow_public: bool, verify: Callable[[], Any]) -> Any:
     """The principal for ``credential``: from the cache, else ``verify()`` (and cached)."""
     ttl = float(settings.STREAMDASH_CREDENTIAL_CACHE_SECONDS)
-    if ttl <= 0:
-        return verify()
     key = (credential, allow_public)
-    principal = _cache.get(key)
+    principal = _cache.get(key) if ttl > 0 else None
     if principal is None:
+        if _cached_only.get():
+            raise Uncached
         principal = verify()
-        _cache.put(key, principal, ttl)
+        if ttl > 0:
+            _cache.put(key, principal, ttl)
     return principal
+
+
+@contextmanager
+def cached_only() -> Iterator[None]:
+    """Within this block a credential that is not cached raises ``Uncached``."""
+    token = _cached_only.set(True)
+    try:
+        yield
+    finally:
+        _cached_only.reset(token)
 
 
 def forget_key(key_id: int) -> None:

@@ -45,15 +45,34 @@ def inline_chunks(
     return [ChunkRecord(start + i, data, stamp, producer) for i, data in enumerate(chunks)]
 
 
-def _log_failure(future: concurrent.futures.Future[None]) -> None:
+_sending: set[asyncio.Task[None]] = set()
+
+
+def _log_failure(future: concurrent.futures.Future[None] | asyncio.Task[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         # The data is committed already; readers find it with the tail re-check.
         logger.error("notification failed: %r", future.exception())
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _send(group: str, message: dict[str, object]) -> None:
     layer = get_channel_layer()
     if layer is None:
+        return
+    here = _running_loop()
+    if here is not None:
+        # On the event loop itself (the async write path): send from here; the
+        # acknowledgement does not wait for it. The loop holds tasks weakly: keep a reference.
+        task = here.create_task(layer.group_send(group, message))
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)
+        task.add_done_callback(_log_failure)
         return
     loop = threads.calling_loop()
     if loop is not None and loop.is_running():

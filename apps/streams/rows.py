@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,14 @@ from django.db import connection, models
 
 from apps.streams.models import Producer, Stream, StreamDefinition
 from apps.streams.schemas import schema_text
+from streamdash.core.clock import aware_datetime
+from streamdash.core.runstatus import FINAL_STATUSES
 
 _S = Stream._meta.db_table
 _P = Producer._meta.db_table
 _D = StreamDefinition._meta.db_table
+# The runs table, named through the stream's foreign key: runs sit above streams.
+_R = Stream._meta.get_field("run").related_model._meta.db_table
 
 
 @dataclass
@@ -40,6 +44,7 @@ class LockedStream:
     last_stream_seq: str
     closed_at: dt.datetime | None = None
     schema: str | None = None  # the definition's JSON Schema, when it asks for validation
+    run_final: bool = False  # the stream's run has reached a final status
 
 
 @dataclass(frozen=True)
@@ -49,54 +54,43 @@ class ProducerState:
     last_result: dict[str, Any]
 
 
-def aware_datetime(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    stamp = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    # SQLite gives naive datetimes (or text); Django stores UTC there.
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
-
-
 def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str | bytes) else dict(value or {})
 
 
-def lock_for_append(
+def lock_sql(
     *,
-    producer_id: str | None,
+    postgres: bool,
     stream_id: int | None = None,
     project_id: int | None = None,
     run_id: str | None = None,
     key: str | None = None,
-) -> tuple[LockedStream | None, ProducerState | None]:
-    """Lock a stream row for this transaction (by id, or by project/run/key) and read the
-    producer's state with it, in one round trip."""
+) -> tuple[str, list[int | str | None]]:
+    """The statement that locks a stream row for an append (by id, or by project/run/key) and
+    reads the producer's state, the definition's schema and the run's status with it; the
+    producer id is the first parameter."""
     params: list[int | str | None]
     if stream_id is not None:
         where, params = "s.id = %s", [stream_id]
     elif run_id is not None:
-        where, params = (
-            "s.project_id = %s AND s.run_id = %s AND s.key = %s",
-            [
-                project_id,
-                run_id,
-                key,
-            ],
-        )
+        where = "s.project_id = %s AND s.run_id = %s AND s.key = %s"
+        params = [project_id, run_id, key]
     else:
         where, params = "s.project_id = %s AND s.run_id IS NULL AND s.key = %s", [project_id, key]
-    lock = " FOR UPDATE OF s" if connection.vendor == "postgresql" else ""
+    lock = " FOR UPDATE OF s" if postgres else ""
     sql = (
         "SELECT s.id, s.run_id, s.content_type, s.next_index, s.byte_size, s.closed, "
         "s.ttl_seconds, s.expires_at, s.last_stream_seq, p.epoch, p.last_seq, p.last_result, "
-        "d.schema "
+        "d.schema, r.status "
         f'FROM "{_S}" s LEFT JOIN "{_P}" p ON p.stream_id = s.id AND p.producer_id = %s '
         f'LEFT JOIN "{_D}" d ON d.project_id = s.project_id AND d.stream_id = s.key '
-        f"AND d.validate AND d.schema IS NOT NULL WHERE {where}{lock}"
+        f'AND d.validate AND d.schema IS NOT NULL LEFT JOIN "{_R}" r ON r.id = s.run_id '
+        f"WHERE {where}{lock}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [producer_id or "", *params])
-        row = cursor.fetchone()
+    return sql, params
+
+
+def locked_row(row: Sequence[Any] | None) -> tuple[LockedStream | None, ProducerState | None]:
     if row is None:
         return None, None
     stream = LockedStream(
@@ -110,9 +104,75 @@ def lock_for_append(
         expires_at=aware_datetime(row[7]),
         last_stream_seq=row[8],
         schema=schema_text(row[12]) if row[12] is not None else None,
+        run_final=row[13] in FINAL_STATUSES,
     )
     state = ProducerState(row[9], row[10], _json(row[11])) if row[9] is not None else None
     return stream, state
+
+
+def lock_for_append(
+    *,
+    producer_id: str | None,
+    stream_id: int | None = None,
+    project_id: int | None = None,
+    run_id: str | None = None,
+    key: str | None = None,
+) -> tuple[LockedStream | None, ProducerState | None]:
+    """Lock a stream row for this transaction and read what the append decides on, in one
+    round trip (``lock_sql``)."""
+    sql, params = lock_sql(
+        postgres=connection.vendor == "postgresql",
+        stream_id=stream_id,
+        project_id=project_id,
+        run_id=run_id,
+        key=key,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [producer_id or "", *params])
+        return locked_row(cursor.fetchone())
+
+
+def save_sql(
+    stream: LockedStream,
+    *,
+    now: dt.datetime,
+    producer: tuple[str, int, int, dict[str, Any]] | None,
+    postgres: bool,
+    adapt: Callable[[dt.datetime | None], Any],
+) -> list[tuple[str, list[Any]]]:
+    """The statements that write back a stream's counters and, for a producer, its (id,
+    epoch, seq, result): one on PostgreSQL (the update rides along as a data-modifying CTE),
+    two elsewhere. ``adapt`` turns datetimes into the driver's parameters."""
+    update = (
+        f'UPDATE "{_S}" SET next_index = %s, byte_size = %s, closed = %s, '
+        "closed_at = COALESCE(closed_at, %s), last_stream_seq = %s, expires_at = %s, "
+        "updated_at = %s WHERE id = %s"
+    )
+    update_params: list[Any] = [
+        stream.next_index,
+        stream.byte_size,
+        stream.closed,
+        adapt(stream.closed_at),
+        stream.last_stream_seq,
+        adapt(stream.expires_at),
+        adapt(now),
+        stream.pk,
+    ]
+    if producer is None:
+        return [(update, update_params)]
+    producer_id, epoch, seq, result = producer
+    json_value = "%s::jsonb" if postgres else "%s"
+    upsert = (
+        f'INSERT INTO "{_P}" (stream_id, producer_id, epoch, last_seq, last_result, '
+        f"updated_at) VALUES (%s, %s, %s, %s, {json_value}, %s) "
+        "ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch, "
+        "last_seq = excluded.last_seq, last_result = excluded.last_result, "
+        "updated_at = excluded.updated_at"
+    )
+    upsert_params: list[Any] = [stream.pk, producer_id, epoch, seq, json.dumps(result), adapt(now)]
+    if postgres:
+        return [(f"WITH s AS ({update}) {upsert}", update_params + upsert_params)]
+    return [(update, update_params), (upsert, upsert_params)]
 
 
 def save_append(
@@ -121,51 +181,17 @@ def save_append(
     now: dt.datetime,
     producer: tuple[str, int, int, dict[str, Any]] | None,
 ) -> None:
-    """Write back the stream's counters and, for a producer, its (id, epoch, seq, result)."""
-    ops = connection.ops
-    stamp = ops.adapt_datetimefield_value(now)
-    update = (
-        f'UPDATE "{_S}" SET next_index = %s, byte_size = %s, closed = %s, '
-        "closed_at = COALESCE(closed_at, %s), last_stream_seq = %s, expires_at = %s, "
-        "updated_at = %s WHERE id = %s"
+    """Write back the stream's counters and the producer's state (``save_sql``)."""
+    statements = save_sql(
+        stream,
+        now=now,
+        producer=producer,
+        postgres=connection.vendor == "postgresql",
+        adapt=connection.ops.adapt_datetimefield_value,
     )
-    update_params: list[int | str | None] = [
-        stream.next_index,
-        stream.byte_size,
-        stream.closed,
-        ops.adapt_datetimefield_value(stream.closed_at),
-        stream.last_stream_seq,
-        ops.adapt_datetimefield_value(stream.expires_at),
-        stamp,
-        stream.pk,
-    ]
     with connection.cursor() as cursor:
-        if producer is None:
-            cursor.execute(update, update_params)
-            return
-        producer_id, epoch, seq, result = producer
-        json_value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-        upsert = (
-            f'INSERT INTO "{_P}" (stream_id, producer_id, epoch, last_seq, last_result, '
-            f"updated_at) VALUES (%s, %s, %s, %s, {json_value}, %s) "
-            "ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch = excluded.epoch, "
-            "last_seq = excluded.last_seq, last_result = excluded.last_result, "
-            "updated_at = excluded.updated_at"
-        )
-        upsert_params: list[int | str | None] = [
-            stream.pk,
-            producer_id,
-            epoch,
-            seq,
-            json.dumps(result),
-            stamp,
-        ]
-        if connection.vendor == "postgresql":
-            # One round trip: the stream's update rides along as a data-modifying CTE.
-            cursor.execute(f"WITH s AS ({update}) {upsert}", update_params + upsert_params)
-        else:
-            cursor.execute(update, update_params)
-            cursor.execute(upsert, upsert_params)
+        for sql, params in statements:
+            cursor.execute(sql, params)
 
 
 _STREAM_COLUMNS = [f.attname for f in Stream._meta.concrete_fields]

@@ -10,29 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.streams import inserts, notify, producers, rows, schemas
+from apps.streams import inserts, notify, pg_append, rows, threads
+from apps.streams.appending import (
+    AppendPlan,
+    AppendResult,
+    check_request,
+    check_room,
+    plan_append,
+)
 from apps.streams.models import Stream
 from apps.streams.producers import ProducerClaim
-from apps.streams.rows import LockedStream, ProducerState
-from streamdash.core.content import base_content_type, is_json_type
+from apps.streams.rows import LockedStream
+from streamdash.core.content import base_content_type
 from streamdash.core.errors import (
-    ContentTypeMismatch,
-    EmptyBody,
     NotFound,
-    ProducerSeqGap,
     RunFinished,
-    SeqConflict,
-    StreamClosed,
     StreamExists,
-    StreamFull,
-    StreamNotFound,
 )
 from streamdash.core.runstatus import FINAL_STATUSES
 
@@ -41,6 +41,8 @@ __all__ = [
     "ProducerClaim",
     "StreamConfig",
     "StreamRef",
+    "achunks_append",
+    "appends_on_loop",
     "chunks_append",
     "stream_close",
     "stream_create",
@@ -78,17 +80,6 @@ class StreamConfig:
     ttl_seconds: int | None = None
     expires_at: dt.datetime | None = None
     closed: bool = False
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    stream_id: int
-    start_index: int
-    next_index: int
-    closed: bool
-    duplicate: bool = False
-    producer: ProducerClaim | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _same_config(stream: Stream, config: StreamConfig) -> bool:
@@ -206,13 +197,7 @@ def _insert(
     stream: Stream | LockedStream, chunks: list[bytes], *, producer: str, now: dt.datetime
 ) -> None:
     size = sum(len(c) for c in chunks)
-    if stream.byte_size + size > settings.STREAMDASH_MAX_STREAM_BYTES:
-        raise StreamFull(
-            f"The stream holds {stream.byte_size} bytes; {size} more would pass its limit of "
-            f"{settings.STREAMDASH_MAX_STREAM_BYTES} bytes.",
-            limit=settings.STREAMDASH_MAX_STREAM_BYTES,
-            byte_size=stream.byte_size,
-        )
+    check_room(stream.byte_size, size)
     inserts.insert_chunks(
         stream_id=stream.pk, start=stream.next_index, chunks=chunks, producer=producer, now=now
     )
@@ -232,115 +217,89 @@ def chunks_append(
 ) -> AppendResult:
     """Append a batch (possibly empty, when only closing) to a stream, durably. The stream is
     named by ``stream_id`` or by ``ref``; either way it is found and locked in one query that
-    also reads the producer's state (``apps.streams.rows``)."""
-    if not chunks and not close:
-        raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
+    also reads the producer's state (``apps.streams.rows``); the rules are
+    ``appending.plan_append``. ``achunks_append`` is the async twin."""
+    check_request(chunks, close)
     now = timezone.now()
-    where = (
-        {"project_id": ref.project_id, "run_id": ref.run_id, "key": ref.key}
-        if ref is not None
-        else {"stream_id": stream_id}
-    )
     with transaction.atomic():
         stream, state = rows.lock_for_append(
-            producer_id=producer.producer_id if producer else None, **where
+            producer_id=producer.producer_id if producer else None, **_where(stream_id, ref)
         )
-        if stream is None or _is_expired(stream, now):
-            raise StreamNotFound("Stream not found.")
-        if producer is not None:
-            try:
-                if producers.is_duplicate(state, producer):
-                    assert state is not None
-                    return _duplicate_result(stream, state, producer)
-            except ProducerSeqGap:
-                if stream.closed:
-                    raise _closed(stream) from None
-                raise
-        if stream.closed:
-            if close and not chunks:
-                return AppendResult(stream.pk, stream.next_index, stream.next_index, True)
-            raise _closed(stream)
-        if (
-            chunks
-            and content_type is not None
-            and base_content_type(content_type) != base_content_type(stream.content_type)
-        ):
-            raise ContentTypeMismatch(
-                f"The stream's content type is {stream.content_type}; this append sent "
-                f"{content_type}.",
-                expected=stream.content_type,
-                received=content_type,
-            )
-        if stream_seq is not None:
-            if stream.last_stream_seq and stream_seq <= stream.last_stream_seq:
-                raise SeqConflict(
-                    f"Stream-Seq {stream_seq!r} is not greater than the last one "
-                    f"({stream.last_stream_seq!r}).",
-                    last_seq=stream.last_stream_seq,
-                )
-            stream.last_stream_seq = stream_seq
-        if chunks and stream.schema is not None and is_json_type(stream.content_type):
-            schemas.validate_chunks(stream.schema, chunks)
-        start = stream.next_index
-        if chunks:
-            _insert(stream, chunks, producer=producer.producer_id if producer else "", now=now)
-        if close:
-            stream.closed = True
-            stream.closed_at = now
-        if stream.ttl_seconds is not None:
-            # Stream-TTL is an idle timeout: every append or close renews it.
-            stream.expires_at = now + dt.timedelta(seconds=stream.ttl_seconds)
-        result = {"start": start, "next": stream.next_index, "closed": close}
-        rows.save_append(
+        plan = plan_append(
             stream,
+            state,
+            chunks=chunks,
+            content_type=content_type,
+            producer=producer,
+            stream_seq=stream_seq,
+            close=close,
             now=now,
-            producer=(producer.producer_id, producer.epoch, producer.seq, result)
-            if producer is not None
-            else None,
         )
-        end, closed, pk = stream.next_index, stream.closed, stream.pk
-        small = notify.inline_chunks(start, chunks, now, producer.producer_id if producer else "")
-        transaction.on_commit(
-            lambda: notify.stream_appended(
-                stream_id=pk, start=start, end=end, closed=closed, chunks=small
+        if isinstance(plan, AppendResult):
+            return plan
+        if plan.chunks:
+            inserts.insert_chunks(
+                stream_id=plan.stream.pk,
+                start=plan.start,
+                chunks=plan.chunks,
+                producer=plan.producer_id,
+                now=now,
             )
-        )
-    return AppendResult(pk, start, end, closed, producer=producer)
+        rows.save_append(plan.stream, now=now, producer=plan.producer_row)
+        transaction.on_commit(lambda: _tell_readers(plan))
+    return plan.result
 
 
-def _duplicate_result(
-    stream: LockedStream, state: ProducerState, claim: ProducerClaim
+def appends_on_loop() -> bool:
+    """True when ``achunks_append`` runs on the event loop itself (PostgreSQL)."""
+    return pg_append.available()
+
+
+async def achunks_append(
+    *,
+    chunks: list[bytes],
+    ref: StreamRef,
+    content_type: str | None = None,
+    producer: ProducerClaim | None = None,
+    stream_seq: str | None = None,
+    close: bool = False,
 ) -> AppendResult:
-    original = state.last_result if claim.seq == state.last_seq else {}
-    return AppendResult(
-        stream.pk,
-        int(original.get("start", stream.next_index)),
-        int(original.get("next", stream.next_index)),
-        stream.closed,
-        duplicate=True,
-        producer=ProducerClaim(claim.producer_id, state.epoch, state.last_seq),
+    """``chunks_append`` for async callers: on PostgreSQL in two round trips on psycopg's async
+    pool, with no thread (``apps.streams.pg_append``); elsewhere one hop to the write pool."""
+    if pg_append.available():
+        return await pg_append.append(
+            chunks=chunks,
+            where=_where(None, ref),
+            content_type=content_type,
+            producer=producer,
+            stream_seq=stream_seq,
+            close=close,
+        )
+    return await threads.run_in(
+        "write",
+        chunks_append,
+        chunks=chunks,
+        ref=ref,
+        content_type=content_type,
+        producer=producer,
+        stream_seq=stream_seq,
+        close=close,
     )
 
 
-def _closed(stream: LockedStream) -> StreamClosed | RunFinished:
-    """The error for a write to a closed stream. A run reaching a final status closes its
-    streams (under their row locks), so an open stream always belongs to an unfinished run,
-    and only this error path needs to look at the run."""
-    headers = {"Stream-Closed": "true"}
-    if (
-        stream.run_id is not None
-        and Stream.objects.filter(pk=stream.pk, run__status__in=list(FINAL_STATUSES)).exists()
-    ):
-        return RunFinished(
-            f"Run {stream.run_id} has finished; its streams cannot change.",
-            headers=headers,
-            run=stream.run_id,
-            next_index=stream.next_index,
-        )
-    return StreamClosed(
-        "The stream is closed; it accepts no more chunks.",
-        headers=headers,
-        next_index=stream.next_index,
+def _where(stream_id: int | None, ref: StreamRef | None) -> dict[str, Any]:
+    if ref is not None:
+        return {"project_id": ref.project_id, "run_id": ref.run_id, "key": ref.key}
+    return {"stream_id": stream_id}
+
+
+def _tell_readers(plan: AppendPlan) -> None:
+    notify.stream_appended(
+        stream_id=plan.stream.pk,
+        start=plan.start,
+        end=plan.stream.next_index,
+        closed=plan.stream.closed,
+        chunks=plan.inline,
     )
 
 
