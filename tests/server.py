@@ -122,6 +122,8 @@ class Server:
         self.stop()
         self.start()
 
-    def create_project(self, name: str | None = None) -> str:
-        """A new project's secret key, via the documented command."""
-        return self.manage("createproject", name or f"p-{uuid.uuid4().hex[:8]}").strip()
+    def create_project(self, name: str | None = None, *, members: tuple[str, ...] = ()) -> str:
+        """A new project's secret key, via the documented command; ``members`` are dashboard
+        users who see the project."""
+        flags = [arg for username in members for arg in ("--member", username)]
+        return self.manage("createproject", name or f"p-{uuid.uuid4().hex[:8]}", *flags).strip()

@@ -4,6 +4,10 @@ Chunks come from the per-process hub through ``apps.streams.live.follow`` (no da
 per message or per reader); run changes come from the ``runs`` / ``run.<id>`` channel groups.
 Each socket is glue: check the session user, read, render, send. The batching that keeps a
 5,000 chunks/s stream from freezing a page lives in ``apps.dashboard.feeds``.
+
+Every read goes through the dashboard's selectors with the session user as viewer: another
+project's stream or run closes the socket with 4404, as a missing one does, and the runs socket
+hears of every run's changes but reads back, and shows, only the runs the user sees.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from apps.dashboard import feeds, selectors
+from apps.projects.selectors import Viewer
 from apps.runs.models import Run
 from apps.streams import hub
 from apps.streams.live import follow
@@ -40,6 +45,7 @@ class _DashboardSocket(AsyncWebsocketConsumer):
     """Refuses anonymous users before the handshake completes; cancels its tasks on close."""
 
     tasks: list[asyncio.Task[None]]
+    user: Viewer
 
     async def connect(self) -> None:
         self.tasks = []
@@ -47,6 +53,7 @@ class _DashboardSocket(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.user = user
         await self.start()
 
     async def start(self) -> None:
@@ -69,7 +76,7 @@ class StreamConsumer(_DashboardSocket):
 
     async def start(self) -> None:
         stream_id = int(self.scope["url_route"]["kwargs"]["stream_id"])
-        stream = await hub.db(selectors.stream_get, stream_id)
+        stream = await hub.db(selectors.stream_get, stream_id, viewer=self.user)
         if stream is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -109,7 +116,11 @@ class RunsConsumer(_DashboardSocket):
         await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
         limit = 10 if self.page == "home" else 50
         rows, _ = await hub.db(
-            selectors.runs_with_stats, filters=self.filters, before=query.get("before"), limit=limit
+            selectors.runs_with_stats,
+            viewer=self.user,
+            filters=self.filters,
+            before=query.get("before"),
+            limit=limit,
         )
         self.known = {run.id for run, _ in rows}
         await self.accept()
@@ -131,7 +142,7 @@ class RunsConsumer(_DashboardSocket):
             await self.wake.wait()
             self.wake.clear()
             changed, self.dirty = list(self.dirty), set()
-            rows = await hub.db(selectors.runs_by_ids, changed)
+            rows = await hub.db(selectors.runs_by_ids, changed, viewer=self.user)
             html = render_to_string(
                 "dashboard/partials.html#run-updates",
                 {"updates": self._place(rows), "compact": self.page == "home"},
@@ -157,7 +168,7 @@ class RunsConsumer(_DashboardSocket):
         previous: selectors.SiteTotals | None = None
         while True:
             await asyncio.sleep(self.COUNTER_SECONDS)
-            totals = await hub.db(selectors.site_totals)
+            totals = await hub.db(selectors.site_totals, viewer=self.user)
             rate = None
             if previous is not None and totals.sampled_at > previous.sampled_at:
                 rate = max(0, totals.chunks - previous.chunks) / (
@@ -179,7 +190,7 @@ class RunConsumer(_DashboardSocket):
 
     async def start(self) -> None:
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        found = await hub.db(selectors.run_detail, self.run_id)
+        found = await hub.db(selectors.run_detail, self.run_id, viewer=self.user)
         if found is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -224,7 +235,7 @@ class RunConsumer(_DashboardSocket):
             await asyncio.sleep(self.TICK_SECONDS)
             if self.run_dirty:
                 self.run_dirty = False
-                found = await hub.db(selectors.run_detail, self.run_id)
+                found = await hub.db(selectors.run_detail, self.run_id, viewer=self.user)
                 if found is None:
                     await self.close(code=CLOSE_NOT_FOUND)
                     return

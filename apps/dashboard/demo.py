@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from apps.projects.models import Project
-from apps.projects.services import api_key_create
+from apps.projects.services import api_key_create, project_members_add
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"
@@ -35,14 +35,15 @@ _STAGES = ("retrieving context", "drafting", "checking facts", "polishing")
 
 
 def demo_setup() -> tuple[Project, str]:
-    """Idempotent: the demo superuser and project; a fresh writer key each time (the secret
-    of an old key cannot be read back)."""
+    """Idempotent: the demo superuser and project, the user a member of it (so the demo still
+    shows if the user is made an ordinary one); a fresh writer key each time (the secret of an
+    old key cannot be read back)."""
     with transaction.atomic():
         users = get_user_model()
-        user = users.objects.filter(username=DEMO_USER).first()
-        if user is None:
+        if not users.objects.filter(username=DEMO_USER).exists():
             users.objects.create_superuser(DEMO_USER, email="", password=DEMO_PASSWORD)
         project, _ = Project.objects.get_or_create(name=DEMO_PROJECT)
+        project_members_add(project=project, usernames=[DEMO_USER])
         _, secret = api_key_create(project=project, name="demo-writer", scopes=["read", "write"])
     return project, secret
 

@@ -1,5 +1,10 @@
 """The dashboard's queries. Every list is a keyset read; nothing loads a whole stream.
 
+Every read of a run or stream takes the ``viewer`` and sees only the projects
+``projects_visible_to`` gives them: another project's run or stream is None here, exactly like
+a missing one, so pages answer 404 and sockets close with 4404 without revealing that it
+exists. Chunk reads take a ``Stream`` that one of these reads returned, never a bare id.
+
 All functions are sync (the ORM); async consumers call them through ``apps.streams.hub.db``.
 """
 
@@ -13,6 +18,7 @@ from typing import Any
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Length
 
+from apps.projects.selectors import Viewer, projects_visible_to, sees_all_projects
 from apps.runs.models import Run
 from apps.runs.selectors import runs_page
 from apps.streams import selectors as stream_selectors
@@ -77,10 +83,11 @@ def run_stats(run_ids: list[str]) -> dict[str, RunStats]:
 
 
 def runs_with_stats(
-    *, filters: RunFilters, before: str | None = None, limit: int = 50
+    *, viewer: Viewer, filters: RunFilters, before: str | None = None, limit: int = 50
 ) -> tuple[list[tuple[Run, RunStats]], str | None]:
     runs, cursor = runs_page(
         project=None,
+        projects=projects_visible_to(viewer),
         before=before,
         status=filters.status or None,
         task_id=filters.task_id or None,
@@ -92,30 +99,47 @@ def runs_with_stats(
     return [(r, stats.get(r.id, RunStats())) for r in runs], cursor
 
 
-def runs_by_ids(run_ids: list[str]) -> list[tuple[Run, RunStats]]:
-    runs = list(Run.objects.select_related("project").filter(pk__in=run_ids).order_by("-id"))
+def runs_by_ids(run_ids: list[str], *, viewer: Viewer) -> list[tuple[Run, RunStats]]:
+    """The runs among ``run_ids`` that the viewer sees (the runs socket hears of every run)."""
+    runs = list(
+        Run.objects.select_related("project")
+        .filter(pk__in=run_ids, project__in=projects_visible_to(viewer))
+        .order_by("-id")
+    )
     stats = run_stats([r.id for r in runs])
     return [(r, stats.get(r.id, RunStats())) for r in runs]
 
 
-def run_detail(run_id: str) -> tuple[Run, list[Stream]] | None:
-    run = Run.objects.select_related("project").filter(pk=run_id).first()
+def run_detail(run_id: str, *, viewer: Viewer) -> tuple[Run, list[Stream]] | None:
+    run = (
+        Run.objects.select_related("project")
+        .filter(pk=run_id, project__in=projects_visible_to(viewer))
+        .first()
+    )
     if run is None:
         return None
     streams = list(Stream.objects.filter(run=run).order_by("created_at", "key"))
     return run, streams
 
 
-def stream_get(stream_id: int) -> Stream | None:
-    return Stream.objects.select_related("run", "project").filter(pk=stream_id).first()
+def stream_get(stream_id: int, *, viewer: Viewer) -> Stream | None:
+    return (
+        Stream.objects.select_related("run", "project")
+        .filter(pk=stream_id, project__in=projects_visible_to(viewer))
+        .first()
+    )
 
 
-def run_stream_get(run_id: str, key: str) -> Stream | None:
-    return Stream.objects.filter(run_id=run_id, key=key).first()
+def run_stream_get(run_id: str, key: str, *, viewer: Viewer) -> Stream | None:
+    return Stream.objects.filter(
+        run_id=run_id, key=key, project__in=projects_visible_to(viewer)
+    ).first()
 
 
-def streams_recent(*, before: int | None = None, limit: int = 50) -> list[Stream]:
-    query = Stream.objects.select_related("project", "run")
+def streams_recent(*, viewer: Viewer, before: int | None = None, limit: int = 50) -> list[Stream]:
+    query = Stream.objects.select_related("project", "run").filter(
+        project__in=projects_visible_to(viewer)
+    )
     if before is not None:
         query = query.filter(pk__lt=before)
     return list(query.order_by("-pk")[:limit])
@@ -132,18 +156,27 @@ class SiteTotals:
 
 
 _totals_lock = threading.Lock()
-_totals_cache: list[SiteTotals] = []
+# One sample per set of visible projects: "*" for staff, who all see the same, else per user.
+_totals_cache: dict[str, SiteTotals] = {}
+_TOTALS_KEEP = 60.0  # seconds; older samples are dropped, so the cache holds active users only
 
 
-def site_totals(*, max_age: float = 1.5) -> SiteTotals:
-    """Counters for the home page, shared by every viewer of this process for ``max_age``."""
+def site_totals(*, viewer: Viewer, max_age: float = 1.5) -> SiteTotals:
+    """Counters for the home page over the projects the viewer sees, shared for ``max_age``
+    by every socket of this process that sees the same projects."""
+    key = "*" if sees_all_projects(viewer) else f"user:{viewer.pk}"
+    visible = projects_visible_to(viewer)
     with _totals_lock:
-        if _totals_cache and time.monotonic() - _totals_cache[0].sampled_at < max_age:
-            return _totals_cache[0]
-        runs = Run.objects.aggregate(
+        now = time.monotonic()
+        cached = _totals_cache.get(key)
+        if cached is not None and now - cached.sampled_at < max_age:
+            return cached
+        for stale in [k for k, v in _totals_cache.items() if now - v.sampled_at > _TOTALS_KEEP]:
+            del _totals_cache[stale]
+        runs = Run.objects.filter(project__in=visible).aggregate(
             total=Count("pk"), active=Count("pk", filter=Q(status__in=ACTIVE_STATUSES))
         )
-        streams = Stream.objects.aggregate(
+        streams = Stream.objects.filter(project__in=visible).aggregate(
             n=Count("pk"), chunks=Sum(F("next_index") - F("first_index")), size=Sum("byte_size")
         )
         totals = SiteTotals(
@@ -154,7 +187,7 @@ def site_totals(*, max_age: float = 1.5) -> SiteTotals:
             bytes=streams["size"] or 0,
             sampled_at=time.monotonic(),
         )
-        _totals_cache[:] = [totals]
+        _totals_cache[key] = totals
         return totals
 
 
@@ -165,9 +198,9 @@ def chunks_page(stream: Stream, start: int, limit: int) -> list[ChunkRecord]:
     )
 
 
-def chunk_get(stream_id: int, index: int) -> ChunkRecord | None:
+def chunk_get(stream: Stream, index: int) -> ChunkRecord | None:
     rows = stream_selectors.chunks_from_index(
-        stream_id=stream_id, start=index, end=index + 1, limit=1, max_bytes=1
+        stream_id=stream.pk, start=index, end=index + 1, limit=1, max_bytes=1
     )
     return rows[0] if rows else None
 

@@ -1,5 +1,8 @@
 """Dashboard pages. Every view: log-in check, one selector call, render.
 
+Selectors see only the projects the logged-in user may see (``apps.projects.selectors``), so
+another project's run, stream or chunk is a 404 here, as if it did not exist.
+
 htmx requests for a page's table get only the table partial (``#name``); every ``hx-get`` is
 mirrored in an ``href`` so the pages work without JavaScript.
 """
@@ -42,8 +45,8 @@ def _int(value: str | None, default: int, *, low: int = 0) -> int:
         return default
 
 
-def _stream_or_404(stream_id: int) -> Stream:
-    stream = selectors.stream_get(stream_id)
+def _stream_or_404(request: HttpRequest, stream_id: int) -> Stream:
+    stream = selectors.stream_get(stream_id, viewer=request.user)
     if stream is None:
         raise Http404("No such stream.")
     return stream
@@ -52,8 +55,10 @@ def _stream_or_404(stream_id: int) -> Stream:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    rows, _ = selectors.runs_with_stats(filters=selectors.RunFilters(), limit=10)
-    context = {"totals": selectors.site_totals(max_age=0), "rows": rows, "nav": "home"}
+    viewer = request.user
+    rows, _ = selectors.runs_with_stats(viewer=viewer, filters=selectors.RunFilters(), limit=10)
+    totals = selectors.site_totals(viewer=viewer, max_age=0)
+    context = {"totals": totals, "rows": rows, "nav": "home"}
     return render(request, "dashboard/home.html", context)
 
 
@@ -62,7 +67,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def runs(request: HtmxHttpRequest) -> HttpResponse:
     filters = selectors.RunFilters.from_query(request.GET)
     before = request.GET.get("before") or None
-    rows, cursor = selectors.runs_with_stats(filters=filters, before=before)
+    rows, cursor = selectors.runs_with_stats(viewer=request.user, filters=filters, before=before)
     context = {
         "rows": rows,
         "cursor": cursor,
@@ -81,7 +86,7 @@ def runs(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
-    found = selectors.run_detail(run_id)
+    found = selectors.run_detail(run_id, viewer=request.user)
     if found is None:
         raise Http404("No such run.")
     run, streams = found
@@ -97,7 +102,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 @require_GET
 def run_stream(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
     """A stable, readable address for a run's stream: ``/runs/<run>/streams/<key>/``."""
-    stream = selectors.run_stream_get(run_id, key)
+    stream = selectors.run_stream_get(run_id, key, viewer=request.user)
     if stream is None:
         raise Http404("No such stream.")
     view = "dashboard:stream-history" if request.GET.get("view") == "history" else None
@@ -111,7 +116,7 @@ def run_stream(request: HttpRequest, run_id: str, key: str) -> HttpResponse:
 @require_GET
 def streams(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before")
-    rows = selectors.streams_recent(before=_int(before, 0) or None, limit=50)
+    rows = selectors.streams_recent(viewer=request.user, before=_int(before, 0) or None, limit=50)
     cursor = rows[-1].pk if len(rows) == 50 else None
     return render(
         request, "dashboard/streams.html", {"streams": rows, "cursor": cursor, "nav": "streams"}
@@ -121,7 +126,7 @@ def streams(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
-    stream = _stream_or_404(stream_id)
+    stream = _stream_or_404(request, stream_id)
     speed = request.GET.get("speed", "")
     replay = speed in REPLAY_SPEEDS
     default_start = (
@@ -145,7 +150,7 @@ def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def stream_history(request: HttpRequest, stream_id: int) -> HttpResponse:
-    stream = _stream_or_404(stream_id)
+    stream = _stream_or_404(request, stream_id)
     kind = content_kind(stream.content_type)
     first = stream.first_index
     last_start = max(first, stream.next_index - HISTORY_PAGE)
@@ -179,7 +184,7 @@ def stream_history(request: HttpRequest, stream_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def stream_chart(request: HttpRequest, stream_id: int) -> HttpResponse:
-    stream = _stream_or_404(stream_id)
+    stream = _stream_or_404(request, stream_id)
     chart = charts.build(selectors.chunk_rate(stream))
     return render(
         request, "dashboard/stream_history.html#chart", {"stream": stream, "chart": chart}
@@ -189,8 +194,8 @@ def stream_chart(request: HttpRequest, stream_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def chunk_detail(request: HttpRequest, stream_id: int, index: int) -> HttpResponse:
-    stream = _stream_or_404(stream_id)
-    record = selectors.chunk_get(stream.pk, index)
+    stream = _stream_or_404(request, stream_id)
+    record = selectors.chunk_get(stream, index)
     if record is None:
         raise Http404("No such chunk.")
     kind = content_kind(stream.content_type)
@@ -219,7 +224,7 @@ def _download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
 @login_required
 @require_GET
 def chunk_raw(request: HttpRequest, stream_id: int, index: int) -> HttpResponseBase:
-    record = selectors.chunk_get(stream_id, index)
+    record = selectors.chunk_get(_stream_or_404(request, stream_id), index)
     if record is None:
         raise Http404("No such chunk.")
     response = HttpResponse(record.data, content_type="application/octet-stream")
@@ -231,7 +236,7 @@ def chunk_raw(request: HttpRequest, stream_id: int, index: int) -> HttpResponseB
 async def stream_export(request: HttpRequest, stream_id: int, fmt: str) -> HttpResponseBase:
     """The whole stream as NDJSON (one ``{"index", "ts", "data"}`` per line) or raw bytes (a
     JSON array for JSON streams), streamed page by page up to the tail at request time."""
-    stream = await hub.db(selectors.stream_get, stream_id)
+    stream = await hub.db(selectors.stream_get, stream_id, viewer=await request.auser())
     if stream is None or fmt not in ("ndjson", "raw"):
         raise Http404("No such stream.")
     as_array = fmt == "raw" and is_json_type(stream.content_type)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -11,6 +12,13 @@ class Project(models.Model):
         null=True, blank=True, help_text="Days kept after a run ends; empty = the site default."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who sees the project's runs and streams in the dashboard (staff see every project).
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="projects",
+        help_text="Dashboard users who see this project's runs and streams; staff see all.",
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -7,17 +7,19 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.projects import credentials
 from apps.projects.models import ApiKey, Project
 from streamdash.core.clock import aware_datetime
-from streamdash.core.errors import Conflict, Unauthorized
+from streamdash.core.errors import Conflict, NotFound, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +49,29 @@ def api_key_create(
     return key, secret
 
 
-def project_create(*, name: str) -> tuple[Project, str]:
-    """A new project and its first key (all scopes). Returns the secret, which is not stored."""
+def project_create(*, name: str, members: Sequence[str] = ()) -> tuple[Project, str]:
+    """A new project and its first key (all scopes), seen in the dashboard by the users named
+    in ``members``. Returns the secret, which is not stored."""
     with transaction.atomic():
         if Project.objects.filter(name=name).exists():
             raise Conflict(f"A project named {name!r} already exists.", project=name)
         project = Project.objects.create(name=name)
+        project_members_add(project=project, usernames=members)
         _, secret = api_key_create(project=project)
     return project, secret
+
+
+def project_members_add(*, project: Project, usernames: Sequence[str]) -> None:
+    """Let these users see the project in the dashboard. An unknown name adds no one."""
+    users = get_user_model()
+    found = {
+        getattr(user, users.USERNAME_FIELD): user
+        for user in users._default_manager.filter(**{f"{users.USERNAME_FIELD}__in": usernames})
+    }
+    missing = [name for name in usernames if name not in found]
+    if missing:
+        raise NotFound(f"No user named {missing[0]!r}.", username=missing[0])
+    project.members.add(*found.values())
 
 
 def api_key_authenticate(secret: str) -> ApiKey:

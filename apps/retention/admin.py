@@ -1,5 +1,5 @@
-"""Retention in the admin: task policies, and the project admin (storage used, what expires
-when) with the actions "extend retention", "expire now" and "purge now", each behind a
+"""Retention in the admin: task policies, and the project admin (members, storage used, what
+expires when) with the actions "extend retention", "expire now" and "purge now", each behind a
 confirmation page that shows what it will do."""
 
 from __future__ import annotations
@@ -162,6 +162,8 @@ class ProjectAdmin(admin.ModelAdmin):
         "created_at",
     )
     search_fields = ("name",)
+    # Members see the project in the dashboard; staff see every project without being members.
+    filter_horizontal = ("members",)
     inlines = [TaskPolicyInline]
     actions = [extend_retention, expire_now, purge_now]
 

@@ -16,6 +16,7 @@ from apps.streams.models import Stream
 def runs_page(
     *,
     project: Project | None,
+    projects: QuerySet[Project] | None = None,
     before: str | None = None,
     status: str | None = None,
     task_id: str | None = None,
@@ -23,10 +24,13 @@ def runs_page(
     search: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Run], str | None]:
-    """One page of runs and the cursor of the next (None on the last page)."""
+    """One page of runs and the cursor of the next (None on the last page): of ``project``,
+    or of any of ``projects`` (a subquery), or of every project when both are None."""
     query: QuerySet[Run] = Run.objects.all()
     if project is not None:
         query = query.filter(project=project)
+    if projects is not None:
+        query = query.filter(project__in=projects)
     if before:
         query = query.filter(id__lt=before)
     if status:

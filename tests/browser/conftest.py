@@ -57,8 +57,9 @@ def browser_server() -> Iterator[Server]:
 
 @pytest.fixture(scope="package")
 def writer(browser_server: Server) -> Iterator[httpx.Client]:
-    """An API client with a project key, for writing runs and chunks as a task would."""
-    key = browser_server.create_project()
+    """An API client with a project key, for writing runs and chunks as a task would. The
+    browser's user is a member of the project, so its runs show in the dashboard."""
+    key = browser_server.create_project(members=(USERNAME,))
     with httpx.Client(
         base_url=browser_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
     ) as client:

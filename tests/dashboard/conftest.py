@@ -11,8 +11,10 @@ def user(db: None):
 
 
 @pytest.fixture
-def dash(user) -> Client:
-    """A test client logged in to the dashboard."""
+def dash(user, project) -> Client:
+    """A test client logged in to the dashboard as a member of ``project`` (the dashboard shows
+    a user only their projects' runs and streams)."""
+    project.members.add(user)
     client = Client()
     client.force_login(user)
     return client

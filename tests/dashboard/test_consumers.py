@@ -1,8 +1,10 @@
 """Dashboard sockets with Channels' WebsocketCommunicator: chunks in order from the resume
-index, batched; anonymous users refused; run pages updated live."""
+index, batched; anonymous users refused; run pages updated live; another project's stream or
+run refused and its runs never shown."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -12,8 +14,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.dashboard import feeds
+from apps.dashboard import consumers, feeds
 from apps.dashboard.routing import websocket_urlpatterns
+from apps.projects.models import Project
 from apps.runs.services import run_create, run_update
 from apps.streams.services import chunks_append, stream_close
 from tests.factories import make_project, make_run, make_stream
@@ -23,11 +26,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 application = URLRouter(websocket_urlpatterns)
 ROW = re.compile(r'<tr id="c-(\d+)" data-index="\1">')
 BATCH = re.compile(r'data-first="(\d+)" data-next="(\d+)" data-count="(\d+)"')
+_users = itertools.count()
 
 
 @sync_to_async
-def _session_cookie() -> bytes:
-    user = get_user_model().objects.create_user("ws-operator", password="x-pw-123456")
+def _session_cookie(*projects: Project, **fields: bool) -> bytes:
+    """A logged-in session of a new user, a member of ``projects``."""
+    user = get_user_model().objects.create_user(
+        f"ws-operator-{next(_users)}", password="x-pw-123456", **fields
+    )
+    for project in projects:
+        project.members.add(user)
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
@@ -61,8 +70,8 @@ async def test_anonymous_socket_is_refused():
 
 
 async def test_stream_socket_sends_every_chunk_from_the_resume_index_then_live():
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     stream = await sync_to_async(make_stream)(project, chunks=[b'"t%d"' % i for i in range(5)])
     communicator = await _connect(f"/ws/streams/{stream.pk}/?from=2", cookie)
     seen, batches = await _rows_until(communicator, 3)
@@ -83,8 +92,8 @@ async def test_stream_socket_sends_every_chunk_from_the_resume_index_then_live()
 
 async def test_stream_socket_batches_a_burst(monkeypatch):
     monkeypatch.setattr(feeds, "MAX_ROWS", 400)
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     stream = await sync_to_async(make_stream)(project, chunks=[b"%d" % i for i in range(1000)])
     communicator = await _connect(f"/ws/streams/{stream.pk}/?from=0", cookie)
     seen, batches = await _rows_until(communicator, 1000)
@@ -95,8 +104,8 @@ async def test_stream_socket_batches_a_burst(monkeypatch):
 
 
 async def test_stream_socket_escapes_chunk_text():
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     evil = b'{"text": "<script>alert(1)</script><img src=x onerror=alert(2) hx-get=/x>"}'
     stream = await sync_to_async(make_stream)(project, chunks=[evil])
     communicator = await _connect(f"/ws/streams/{stream.pk}/?from=0", cookie)
@@ -108,8 +117,8 @@ async def test_stream_socket_escapes_chunk_text():
 
 
 async def test_stream_socket_replays_with_original_timing(monkeypatch):
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     stream = await sync_to_async(make_stream)(project, chunks=[b"1", b"2"])
     await sync_to_async(chunks_append)(stream_id=stream.pk, chunks=[b"3"])
     sleeps: list[float] = []
@@ -128,8 +137,8 @@ async def test_stream_socket_replays_with_original_timing(monkeypatch):
 
 
 async def test_runs_socket_adds_new_runs_and_replaces_changed_ones():
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     old = await sync_to_async(make_run)(project, task_id="old")
     communicator = await _connect("/ws/runs/?page=list", cookie)
     new = await sync_to_async(run_create)(project=project, task_id="fresh")
@@ -144,8 +153,8 @@ async def test_runs_socket_adds_new_runs_and_replaces_changed_ones():
 
 
 async def test_runs_socket_respects_filters():
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     communicator = await _connect("/ws/runs/?page=list&task=wanted", cookie)
     await sync_to_async(run_create)(project=project, task_id="other")
     wanted = await sync_to_async(run_create)(project=project, task_id="wanted")
@@ -156,8 +165,8 @@ async def test_runs_socket_respects_filters():
 
 
 async def test_run_socket_updates_stream_counts_and_status():
-    cookie = await _session_cookie()
     project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
     run = await sync_to_async(make_run)(project)
     stream = await sync_to_async(make_stream)(project, "ai", run=run)
     communicator = await _connect(f"/ws/runs/{run.id}/", cookie)
@@ -172,4 +181,74 @@ async def test_run_socket_updates_stream_counts_and_status():
             break
     assert "badge-completed" in message
     assert "badge-closed" in message
+    await communicator.disconnect()
+
+
+# --- per-project access ----------------------------------------------------------------------
+
+
+async def _refused(path: str, cookie: bytes) -> int:
+    communicator = WebsocketCommunicator(application, path, headers=[(b"cookie", cookie)])
+    connected, code = await communicator.connect(timeout=5)
+    assert not connected
+    return code
+
+
+async def test_sockets_of_another_projects_stream_and_run_are_refused():
+    mine, _ = await sync_to_async(make_project)()
+    theirs, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(make_run)(theirs)
+    stream = await sync_to_async(make_stream)(theirs, "ai", run=run, chunks=[b'"secret"'])
+    cookie = await _session_cookie(mine)
+    # 4404, as for a stream or run that does not exist: nothing tells the two apart.
+    assert await _refused(f"/ws/streams/{stream.pk}/?from=0", cookie) == 4404
+    assert await _refused("/ws/streams/999999/?from=0", cookie) == 4404
+    assert await _refused(f"/ws/runs/{run.id}/", cookie) == 4404
+    assert await _refused("/ws/runs/run_01NOSUCHRUN/", cookie) == 4404
+
+
+async def test_staff_sockets_follow_any_project():
+    project, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(make_run)(project)
+    stream = await sync_to_async(make_stream)(project, "ai", run=run, chunks=[b'"a"'])
+    cookie = await _session_cookie(is_staff=True)
+    communicator = await _connect(f"/ws/streams/{stream.pk}/?from=0", cookie)
+    seen, _ = await _rows_until(communicator, 1)
+    assert seen == [0]
+    await communicator.disconnect()
+    communicator = await _connect(f"/ws/runs/{run.id}/", cookie)
+    await communicator.disconnect()
+
+
+async def test_runs_socket_shows_only_the_users_projects():
+    mine, _ = await sync_to_async(make_project)()
+    theirs, _ = await sync_to_async(make_project)()
+    old = await sync_to_async(make_run)(theirs, task_id="their-old")
+    cookie = await _session_cookie(mine)
+    communicator = await _connect("/ws/runs/?page=list", cookie)
+    # Their new run and their run's change are broadcast to every runs socket, then dropped.
+    await sync_to_async(run_create)(project=theirs, task_id="their-new")
+    await sync_to_async(run_update)(project=theirs, run_id=old.id, status="executing")
+    own = await sync_to_async(run_create)(project=mine, task_id="my-new")
+    message = await communicator.receive_from(timeout=5)
+    assert f'id="run-{own.id}"' in message
+    assert "their-" not in message
+    assert await communicator.receive_nothing(timeout=1)
+    await communicator.disconnect()
+
+
+async def test_home_counters_count_only_the_users_projects(monkeypatch):
+    monkeypatch.setattr(consumers.RunsConsumer, "COUNTER_SECONDS", 0.05)
+    mine, _ = await sync_to_async(make_project)()
+    theirs, _ = await sync_to_async(make_project)()
+    await sync_to_async(make_run)(mine)
+    for _ in range(3):
+        await sync_to_async(make_run)(theirs)
+    cookie = await _session_cookie(mine)
+    communicator = await _connect("/ws/runs/?page=home", cookie)
+    message = await communicator.receive_from(timeout=5)
+    assert 'id="counters"' in message
+    runs = re.search(r'counter-value">(\d+)</span><span class="counter-label">runs<', message)
+    assert runs is not None
+    assert runs.group(1) == "1"
     await communicator.disconnect()

@@ -13,10 +13,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
+        parser.add_argument(
+            "--member",
+            action="append",
+            default=[],
+            metavar="USERNAME",
+            help="A dashboard user who sees the project (repeatable; staff see every project).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            _, secret = project_create(name=options["name"])
+            _, secret = project_create(name=options["name"], members=options["member"])
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(secret)
