@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase
@@ -141,9 +140,7 @@ def error_stream_response(exc: DomainError) -> StreamResponse:
 async def _offload(request: StreamRequest, fn: Callable[..., T], *args: Any) -> T:
     """Run sync work for this request: on the shared write pool on a real server, else the
     Django way (the test client, whose test transaction lives on the calling thread)."""
-    if request.pooled:
-        return await threads.run_in("write", fn, *args)
-    return await sync_to_async(fn)(*args)
+    return await threads.run_in("write" if request.pooled else "caller", fn, *args)
 
 
 def _connection_limit(target: Target) -> float | None:

@@ -32,7 +32,7 @@ from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
 from apps.projects.credentials import is_revoked
 from apps.runs import selectors, services
-from apps.streams import hub
+from apps.streams import hub, threads
 from apps.streams.live import LiveBatch, follow
 from apps.streams.run_watch import RunGone, RunSource, RunState
 from streamdash.core.content import chunk_object
@@ -94,10 +94,10 @@ _REVOKED = Unauthorized("The API key was revoked.")
 @require_GET
 @async_api_errors
 async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
-    # hub.db, not sync_to_async: see live_views._dispatch (no thread per live connection).
-    principal = await hub.db(authenticate, request)
+    # The read pool, not sync_to_async: no thread per live connection (apps.streams.threads).
+    principal = await threads.run_in("read", authenticate, request)
     principal.require("read", run_id=run_id)
-    await hub.db(services.run_get, project=principal.project, run_id=run_id)
+    await threads.run_in("read", services.run_get, project=principal.project, run_id=run_id)
     positions = parse_positions(
         request.headers.get("Last-Event-ID") or request.GET.get("positions")
     )

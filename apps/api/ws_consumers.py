@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 from django.utils import timezone
@@ -34,6 +33,7 @@ from apps.api.errors import error_body
 from apps.api.protocol import read_params
 from apps.projects.access import authenticate_credential
 from apps.runs.models import Run
+from apps.streams import threads
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from streamdash.core.content import chunk_object
@@ -95,7 +95,7 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
         try:
-            opened = await database_sync_to_async(_open)(self.scope)
+            opened = await threads.run_in("read", _open, self.scope)
         except DomainError as exc:
             await self._fail(exc)
             return

@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from apps.dashboard import feeds, selectors
 from apps.projects.selectors import Viewer
 from apps.runs.models import Run
-from apps.streams import hub
+from apps.streams import threads
 from apps.streams.live import follow
 from apps.streams.notify import RUNS_GROUP, run_group
 from streamdash.core.errors import DomainError
@@ -76,7 +76,7 @@ class StreamConsumer(_DashboardSocket):
 
     async def start(self) -> None:
         stream_id = int(self.scope["url_route"]["kwargs"]["stream_id"])
-        stream = await hub.db(selectors.stream_get, stream_id, viewer=self.user)
+        stream = await threads.run_in("read", selectors.stream_get, stream_id, viewer=self.user)
         if stream is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -115,7 +115,8 @@ class RunsConsumer(_DashboardSocket):
         self.wake = asyncio.Event()
         await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
         limit = 10 if self.page == "home" else 50
-        rows, _ = await hub.db(
+        rows, _ = await threads.run_in(
+            "read",
             selectors.runs_with_stats,
             viewer=self.user,
             filters=self.filters,
@@ -142,7 +143,7 @@ class RunsConsumer(_DashboardSocket):
             await self.wake.wait()
             self.wake.clear()
             changed, self.dirty = list(self.dirty), set()
-            rows = await hub.db(selectors.runs_by_ids, changed, viewer=self.user)
+            rows = await threads.run_in("read", selectors.runs_by_ids, changed, viewer=self.user)
             html = render_to_string(
                 "dashboard/partials.html#run-updates",
                 {"updates": self._place(rows), "compact": self.page == "home"},
@@ -168,7 +169,7 @@ class RunsConsumer(_DashboardSocket):
         previous: selectors.SiteTotals | None = None
         while True:
             await asyncio.sleep(self.COUNTER_SECONDS)
-            totals = await hub.db(selectors.site_totals, viewer=self.user)
+            totals = await threads.run_in("read", selectors.site_totals, viewer=self.user)
             rate = None
             if previous is not None and totals.sampled_at > previous.sampled_at:
                 rate = max(0, totals.chunks - previous.chunks) / (
@@ -190,7 +191,7 @@ class RunConsumer(_DashboardSocket):
 
     async def start(self) -> None:
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        found = await hub.db(selectors.run_detail, self.run_id, viewer=self.user)
+        found = await threads.run_in("read", selectors.run_detail, self.run_id, viewer=self.user)
         if found is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -235,7 +236,9 @@ class RunConsumer(_DashboardSocket):
             await asyncio.sleep(self.TICK_SECONDS)
             if self.run_dirty:
                 self.run_dirty = False
-                found = await hub.db(selectors.run_detail, self.run_id, viewer=self.user)
+                found = await threads.run_in(
+                    "read", selectors.run_detail, self.run_id, viewer=self.user
+                )
                 if found is None:
                     await self.close(code=CLOSE_NOT_FOUND)
                     return

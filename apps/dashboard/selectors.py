@@ -5,7 +5,7 @@ Every read of a run or stream takes the ``viewer`` and sees only the projects
 a missing one, so pages answer 404 and sockets close with 4404 without revealing that it
 exists. Chunk reads take a ``Stream`` that one of these reads returned, never a bare id.
 
-All functions are sync (the ORM); async consumers call them through ``apps.streams.hub.db``.
+All functions are sync (the ORM); async consumers call them through ``apps.streams.threads.run_in``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from apps.dashboard import charts, chunks, feeds, selectors
-from apps.streams import hub
+from apps.streams import threads
 from apps.streams.export import chunks_export
 from apps.streams.models import Stream
 from streamdash.core.content import content_kind, is_json_type
@@ -236,7 +236,9 @@ def chunk_raw(request: HttpRequest, stream_id: int, index: int) -> HttpResponseB
 async def stream_export(request: HttpRequest, stream_id: int, fmt: str) -> HttpResponseBase:
     """The whole stream as NDJSON (one ``{"index", "ts", "data"}`` per line) or raw bytes (a
     JSON array for JSON streams), streamed page by page up to the tail at request time."""
-    stream = await hub.db(selectors.stream_get, stream_id, viewer=await request.auser())
+    stream = await threads.run_in(
+        "read", selectors.stream_get, stream_id, viewer=await request.auser()
+    )
     if stream is None or fmt not in ("ndjson", "raw"):
         raise Http404("No such stream.")
     as_array = fmt == "raw" and is_json_type(stream.content_type)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from apps.streams import hub, selectors
+from apps.streams import selectors, threads
 from streamdash.core.content import chunk_object, is_json_type
 
 ExportFormat = Literal["ndjson", "raw"]
@@ -22,7 +22,7 @@ async def chunks_export(
     if as_array:
         yield b"["
     while position < end:
-        records = await hub.db(
+        records = await threads.run_in("read",
             selectors.chunks_from_index, stream_id=stream_id, start=position, end=end
         )
         if not records:

@@ -46,11 +46,6 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 
-async def db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a database read on the read pool (see ``apps.streams.threads``)."""
-    return await threads.run_in("read", fn, *args, **kwargs)
-
-
 class StreamGone(Exception):
     """The stream was deleted (or expired) while being read."""
 
@@ -179,7 +174,7 @@ class Hub:
         if not self.states:
             return
         try:
-            tails = await db(selectors.stream_tails, list(self.states))
+            tails = await threads.run_in("read", selectors.stream_tails, list(self.states))
         except Exception:
             logger.exception("hub tail check failed")
             return
@@ -201,7 +196,7 @@ class Hub:
         if not keys:
             return
         try:
-            revoked = await db(revoked_among, keys)
+            revoked = await threads.run_in("read", revoked_among, keys)
         except Exception:
             logger.exception("hub key re-check failed")
             return
@@ -252,16 +247,17 @@ class Hub:
         async with state.refresh_lock:
             try:
                 if tail is None:
-                    tail = (await db(selectors.stream_tails, [state.stream_id])).get(
-                        state.stream_id
-                    )
+                    tail = (
+                        await threads.run_in("read", selectors.stream_tails, [state.stream_id])
+                    ).get(state.stream_id)
                 if tail is None:
                     self._mark_deleted(state)
                     return
                 start = max(state.next_index, tail.next_index - state.ring_size)
                 while start < tail.next_index:
                     # Pages bounded in chunks and bytes; readers move on after each one.
-                    records = await db(
+                    records = await threads.run_in(
+                        "read",
                         selectors.chunks_from_index,
                         stream_id=state.stream_id,
                         start=start,
@@ -292,7 +288,9 @@ class Hub:
             # Join the group before reading the tail: a commit in between is then either in
             # the tail we read or in a notification we receive.
             await self.layer.group_add(stream_group(stream_id), self.channel)
-            tail = (await db(selectors.stream_tails, [stream_id])).get(stream_id)
+            tail = (await threads.run_in("read", selectors.stream_tails, [stream_id])).get(
+                stream_id
+            )
             state = self.states.get(stream_id)
             if state is None:
                 if tail is None:
@@ -326,7 +324,8 @@ class Hub:
             return []
         if start >= state.ring_start:
             return state.from_ring(start, limit)
-        return await db(
+        return await threads.run_in(
+            "read",
             selectors.chunks_from_index,
             stream_id=state.stream_id,
             start=start,

@@ -1,12 +1,19 @@
-"""Named thread pools for the database work of async code, and the server's event loop.
+"""The one way async code reaches the database: ``run_in(pool, fn, …)``.
 
-Why not ``sync_to_async``: with ``thread_sensitive=True`` every ASGI request gets a thread of
-its own that lives as long as the response (one per live reader), and outside a request all
-calls share Django's single sync thread. These pools are bounded and shared: ``read`` serves
-the hub and live readers, ``write`` the stream URLs' appends and catch-up reads. Each call
-starts and ends with ``close_old_connections`` so a pooled PostgreSQL connection goes back to
-the pool between calls, as it would at the end of a request, and knows the event loop that
-awaits it (``calling_loop``), which is where its notifications are sent from.
+``pool`` is ``"read"`` (the hub, live readers, consumers, pages), ``"write"`` (appends and
+the other stream operations) or ``"caller"`` (Django's own bridge, ``sync_to_async``, for a
+Django view whose caller's transaction must be seen: the test client). On PostgreSQL, appends
+from the stream URLs do not come here at all: they run on the event loop through psycopg's
+async pool (``apps.streams.pg_append``).
+
+Why not ``sync_to_async`` everywhere: with ``thread_sensitive=True`` every ASGI request gets a
+thread of its own that lives as long as the response (one per live reader), and outside a
+request all calls share Django's single sync thread. These pools are bounded and shared:
+``read`` serves the hub and live readers, ``write`` the stream URLs' appends and catch-up
+reads. Each call starts and ends with ``close_old_connections`` so a pooled PostgreSQL
+connection goes back to the pool between calls, as it would at the end of a request, and knows
+the event loop that awaits it (``calling_loop``), which is where its notifications are sent
+from.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -52,6 +60,8 @@ def _call(
 
 async def run_in(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` on the named pool and await its result."""
+    if name == "caller":
+        return await sync_to_async(fn)(*args, **kwargs)
     return await run_on(_pool(name), fn, *args, **kwargs)
 
 
