@@ -26,12 +26,16 @@ def data_encoding(content_type: str) -> str:
 
 def data_frame(chunks: list[bytes], encoding: str) -> bytes:
     if encoding == "json":
-        payload = json_array(chunks).decode("utf-8")
-        lines = _LINE_BREAK.split(payload)
+        payload_bytes = json_array(chunks)
+        if b"\n" not in payload_bytes and b"\r" not in payload_bytes:
+            # The usual case (compact JSON): one data line, built without decoding and
+            # splitting a copy of a batch that may be a megabyte.
+            return b"event: data\ndata:" + payload_bytes + b"\n\n"
+        lines = _LINE_BREAK.split(payload_bytes.decode("utf-8"))
     elif encoding == "text":
         lines = _LINE_BREAK.split(b"".join(chunks).decode("utf-8", errors="replace"))
     else:
-        lines = [base64.b64encode(b"".join(chunks)).decode("ascii")]
+        return b"event: data\ndata:" + base64.b64encode(b"".join(chunks)) + b"\n\n"
     body = "".join(f"data:{line}\n" for line in lines)
     return f"event: data\n{body}\n".encode()
 

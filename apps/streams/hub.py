@@ -98,11 +98,20 @@ class StreamState:
             ):
                 self._ring_used -= len(self.ring.popleft().data)
 
-    def from_ring(self, start: int, limit: int) -> list[ChunkRecord]:
+    def from_ring(self, start: int, limit: int, max_bytes: int) -> list[ChunkRecord]:
+        """Up to ``limit`` chunks and ``max_bytes`` (at least one chunk) from the ring."""
         if not self.ring or start < self.ring_start or start >= self.next_index:
             return []
         offset = start - self.ring_start
-        return [self.ring[i] for i in range(offset, min(len(self.ring), offset + limit))]
+        records: list[ChunkRecord] = []
+        total = 0
+        for i in range(offset, min(len(self.ring), offset + limit)):
+            record = self.ring[i]
+            if records and total + len(record.data) > max_bytes:
+                break
+            total += len(record.data)
+            records.append(record)
+        return records
 
 
 class Hub:
@@ -319,11 +328,15 @@ class Hub:
 
     async def read(self, state: StreamState, start: int, limit: int) -> list[ChunkRecord]:
         """Up to ``limit`` chunks from ``start``: from the ring when it holds them, otherwise
-        from the database (a reader that fell behind, or one that started far back)."""
+        from the database (a reader that fell behind, or one that started far back). A live
+        batch is at most ``STREAMDASH_LIVE_PAGE_BYTES``: each reader holds one batch while its
+        client takes it (flow control, streamdash/core/flowserver.py), so this bounds the
+        memory a slow reader costs."""
         if start >= state.next_index:
             return []
+        max_bytes = int(settings.STREAMDASH_LIVE_PAGE_BYTES)
         if start >= state.ring_start:
-            return state.from_ring(start, limit)
+            return state.from_ring(start, limit, max_bytes)
         return await threads.run_in(
             "read",
             selectors.chunks_from_index,
@@ -331,6 +344,7 @@ class Hub:
             start=start,
             end=state.next_index,
             limit=limit,
+            max_bytes=max_bytes,
         )
 
 
