@@ -91,7 +91,7 @@ MIDDLEWARE = [
 # The API and stream URLs run behind async-native middleware only (see streamdash/handlers.py).
 STREAMDASH_API_MIDDLEWARE = [
     "apps.api.middleware.StreamCorsMiddleware",
-    "apps.api.ratelimit.RateLimitMiddleware",
+    "apps.api.middleware.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "streamdash.urls"
@@ -244,6 +244,9 @@ STREAMDASH_RETENTION_DAYS = _env_int("STREAMDASH_RETENTION_DAYS", 28)
 # Writes per second per credential (token bucket, per process); 0 turns the limit off.
 STREAMDASH_RATE_LIMIT_PER_SECOND = _env_float("STREAMDASH_RATE_LIMIT_PER_SECOND", 200.0)
 STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 1000)
+# Open live reads (SSE, long-poll, /subscribe, WebSocket) per credential, per process; past it
+# a new one is a 429. 0 turns the cap off.
+STREAMDASH_MAX_LIVE_READS = _env_int("STREAMDASH_MAX_LIVE_READS", 200)
 # Seconds a verified API key or token is remembered per process (apps/projects/credentials.py);
 # a revocation forgets it at once. 0 verifies on every request.
 STREAMDASH_CREDENTIAL_CACHE_SECONDS = _env_float("STREAMDASH_CREDENTIAL_CACHE_SECONDS", 1.0)

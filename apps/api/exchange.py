@@ -9,7 +9,7 @@ Django-level caller reach). Both turn their request into a ``StreamRequest``, ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
@@ -70,6 +70,8 @@ class StreamResponse:
     body: bytes = b""
     # A streamed body (SSE, NDJSON), produced as it is sent; ``body`` is then unused.
     stream: AsyncIterator[bytes] | None = None
+    # Called once the response is over, however it ends (a live read's lease, say).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __setitem__(self, name: str, value: str) -> None:
         self.headers[name] = value
@@ -95,6 +97,9 @@ def to_django(response: StreamResponse) -> HttpResponseBase:
         django_response = HttpResponse(response.body, status=response.status)
     if "Content-Type" not in response.headers:
         del django_response["Content-Type"]
+    # Django calls a response's resource closers when the server is done with it.
+    closers: list[Callable[[], None]] = django_response._resource_closers  # type: ignore[union-attr]  # private but stable since Django 1.x
+    closers.extend(response.closers)
     for name, value in response.headers.items():
         django_response[name] = value
     return django_response

@@ -152,6 +152,21 @@ async def _send(
     head: bool,
     receive: Receive | None = None,
 ) -> None:
+    try:
+        await _send_response(send, response, secure, head=head, receive=receive)
+    finally:
+        for close in response.closers:
+            close()
+
+
+async def _send_response(
+    send: Send,
+    response: StreamResponse,
+    secure: bool,
+    *,
+    head: bool,
+    receive: Receive | None,
+) -> None:
     headers = {**response.headers, **api_headers(secure=secure)}
     if response.stream is None:
         if not head and response.status not in (204, 304):

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.api import protocol, sse, stream_views
 from apps.api.errors import error_json, error_response
 from apps.api.exchange import StreamRequest, StreamResponse, from_django, to_django
+from apps.api.ratelimit import live_reads, rate_key
 from apps.api.targets import Target, run_target, standalone_target
 from apps.projects import credentials
 from apps.streams import services, threads
@@ -114,11 +115,26 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
         key_id = target.principal.key_id
+        release = live_reads.acquire(_reader_key(request))
         if read_request.live == "sse":
-            return _sse_response(stream, start, read_request, limit, key_id)
-        return await _long_poll(stream, start, read_request, limit, key_id)
+            response = _sse_response(stream, start, read_request, limit, key_id)
+            response.closers.append(release)
+            return response
+        try:
+            return await _long_poll(stream, start, read_request, limit, key_id)
+        finally:
+            release()
     except DomainError as exc:
         return error_stream_response(exc)
+
+
+def _reader_key(request: StreamRequest) -> str:
+    """Who is reading, for the cap on live reads: the credential, else the address."""
+    return rate_key(
+        authorization=request.headers.get("Authorization") or "",
+        token=request.query_value("token"),
+        client=request.client,
+    )
 
 
 async def _resolve_on_loop(request: StreamRequest, resolve: Resolve) -> Target:

@@ -9,7 +9,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from apps.api import urls
+from apps.api.errors import error_response
 from apps.api.protocol import EXPOSED_HEADERS, PROTOCOL_HEADERS
+from apps.api.ratelimit import rate_key, write_limited
 from streamdash.core import csp
 from streamdash.core.middleware import HookMiddleware
 
@@ -62,3 +64,18 @@ class StreamCorsMiddleware(HookMiddleware):
         if request.path_info.startswith(urls.PREFIXES):
             return _decorate(request, response)
         return response
+
+
+class RateLimitMiddleware(HookMiddleware):
+    """The rate limit for API writes that Django serves (the lean app checks its own)."""
+
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        if not request.path_info.startswith(urls.PREFIXES):
+            return None
+        key = rate_key(
+            authorization=request.headers.get("Authorization", ""),
+            token=request.GET.get("token"),
+            client=str(request.META.get("REMOTE_ADDR", "")),
+        )
+        refusal = write_limited(request.method or "GET", key)
+        return error_response(refusal) if refusal is not None else None

@@ -17,16 +17,20 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase
 
-from apps.api import urls
-from apps.api.errors import error_response
 from streamdash.core.errors import RateLimited
-from streamdash.core.middleware import HookMiddleware
 
-__all__ = ["RateLimitMiddleware", "TokenBuckets", "buckets", "rate_key", "write_limited"]
+__all__ = [
+    "LiveReads",
+    "TokenBuckets",
+    "buckets",
+    "live_reads",
+    "rate_key",
+    "write_limited",
+]
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_KEYS = 100_000
@@ -66,6 +70,54 @@ class TokenBuckets:
 buckets = TokenBuckets()
 
 
+class LiveReads:
+    """Open live reads (SSE, long-poll, /subscribe, WebSocket) per credential, capped at
+    ``STREAMDASH_MAX_LIVE_READS`` so that one key or token cannot hold the server's memory
+    and connections; past the cap a new live read is a 429 with ``Retry-After``."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> Callable[[], None]:
+        """Count one more live read for ``key``; returns its release (safe to call twice)."""
+        cap = int(settings.STREAMDASH_MAX_LIVE_READS)
+        with self._lock:
+            held = self._open.get(key, 0)
+            if cap > 0 and held >= cap:
+                raise RateLimited(
+                    f"These credentials have {held} live reads open, the most allowed; close "
+                    "one or retry later.",
+                    headers={"Retry-After": "5"},
+                    retry_after=5,
+                    live_reads=held,
+                    limit=cap,
+                )
+            self._open[key] = held + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._lock:
+                if released:
+                    return
+                released = True
+                left = self._open.get(key, 1) - 1
+                if left > 0:
+                    self._open[key] = left
+                else:
+                    self._open.pop(key, None)
+
+        return release
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return self._open.get(key, 0)
+
+
+live_reads = LiveReads()
+
+
 def rate_key(*, authorization: str, token: str | None, client: str) -> str:
     """Who is writing: a digest of the bearer credential, else the client address."""
     credential = authorization.partition(" ")[2].strip() or token or ""
@@ -91,18 +143,3 @@ def write_limited(method: str, key: str) -> RateLimited | None:
         limit_per_second=rate,
         burst=int(burst),
     )
-
-
-class RateLimitMiddleware(HookMiddleware):
-    """The rate limit for API writes that Django serves (the lean app checks its own)."""
-
-    def before(self, request: HttpRequest) -> HttpResponseBase | None:
-        if not request.path_info.startswith(urls.PREFIXES):
-            return None
-        key = rate_key(
-            authorization=request.headers.get("Authorization", ""),
-            token=request.GET.get("token"),
-            client=str(request.META.get("REMOTE_ADDR", "")),
-        )
-        refusal = write_limited(request.method or "GET", key)
-        return error_response(refusal) if refusal is not None else None

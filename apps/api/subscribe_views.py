@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from apps.api.errors import async_api_errors, error_json
+from apps.api.ratelimit import live_reads, rate_key
 from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
 from apps.projects.credentials import is_revoked
@@ -103,12 +104,21 @@ async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
     )
     # A token's read ends with the token; the client reconnects with a fresh one.
     deadline = principal.expires_at.timestamp() if principal.expires_at is not None else None
+    release = live_reads.acquire(
+        rate_key(
+            authorization=request.headers.get("Authorization", ""),
+            token=request.GET.get("token"),
+            client=str(request.META.get("REMOTE_ADDR", "")),
+        )
+    )
     response = StreamingHttpResponse(
         _events(run_id, positions, deadline, principal.key_id),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
+    # The live read's lease ends with the response (Django calls its resource closers).
+    response._resource_closers.append(release)  # type: ignore[attr-defined]
     return response
 
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from apps.api.errors import error_body
 from apps.api.protocol import read_params
+from apps.api.ratelimit import live_reads, rate_key
 from apps.projects.access import authenticate_credential
 from apps.runs.models import Run
 from apps.streams import threads
@@ -91,11 +92,17 @@ def _open(scope: Mapping[str, Any]) -> _Opened:
 
 class StreamReaderConsumer(AsyncWebsocketConsumer):
     _pump: asyncio.Task[None] | None = None
+    _release: Callable[[], None] | None = None
 
     async def connect(self) -> None:
         await self.accept()
         try:
             opened = await threads.run_in("read", _open, self.scope)
+            credential = _credential(self.scope, _query(self.scope))
+            client = (self.scope.get("client") or ("", 0))[0]
+            self._release = live_reads.acquire(
+                rate_key(authorization="", token=credential, client=str(client))
+            )
         except DomainError as exc:
             await self._fail(exc)
             return
@@ -105,6 +112,8 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
         """Readers have nothing to say; what they send is ignored."""
 
     async def disconnect(self, code: int) -> None:
+        if self._release is not None:
+            self._release()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

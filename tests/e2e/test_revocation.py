@@ -1,7 +1,8 @@
-"""A revoked API key stops working at once, open connections included: an SSE reader, a
-long-poll and a run subscription of that key end within about a second, though the revocation
-happened in another process (``manage.py apikey revoke``), so the server learns of it from
-its once-a-second re-check of live keys or, with Redis, from the broadcast."""
+"""A revoked API key stops working at once, open connections included, and one credential's
+open live reads are capped. Revocation: an SSE reader and a run subscription of that key end
+within about a second, though the revocation happened in another process (``manage.py apikey
+revoke``), so the server learns of it from its once-a-second re-check of live keys or, with
+Redis, from the broadcast."""
 
 from __future__ import annotations
 
@@ -57,3 +58,33 @@ def test_revoked_key_ends_open_live_reads(server: Server, route: str) -> None:
         after = client.get(stream, params={"offset": "-1"})
         assert after.status_code == 401
 
+
+
+def test_live_reads_per_credential_are_capped(server_db: str) -> None:
+    """Past STREAMDASH_MAX_LIVE_READS open live reads, a credential's next one is a 429 with
+    Retry-After; closing one makes room again."""
+    capped = Server(server_db, {"STREAMDASH_MAX_LIVE_READS": "2"}).start()
+    try:
+        secret = capped.create_project()
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=capped.url, headers=headers, timeout=20) as client:
+            run = client.post("/api/v1/runs", json={"task_id": "e2e"}).json()
+            stream = f"/api/v1/runs/{run['id']}/streams/ai"
+            client.put(stream, headers={"Content-Type": "application/json"})
+            live = f"{stream}?live=sse&offset=-1"
+            with client.stream("GET", live) as first, client.stream("GET", live) as second:
+                assert first.status_code == second.status_code == 200
+                refused = client.get(live)
+                assert refused.status_code == 429
+                assert refused.headers["Retry-After"]
+                assert refused.json()["error"]["code"] == "rate_limited"
+                assert client.get(f"/api/v1/runs/{run['id']}/subscribe").status_code == 429
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                with client.stream("GET", live) as again:
+                    if again.status_code == 200:
+                        break
+                time.sleep(0.2)
+            assert again.status_code == 200
+    finally:
+        capped.stop()
