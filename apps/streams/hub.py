@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -36,7 +37,7 @@ from django.conf import settings
 
 from apps.projects import credentials
 from apps.projects.services import REVOCATION_GROUP, revoked_among
-from apps.streams import selectors, threads
+from apps.streams import layer, selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.records import ChunkRecord, StreamTail
 from apps.streams.run_watch import RunSource, RunState, RunWatches
@@ -122,6 +123,8 @@ class Hub:
         self.layer = layer
         self.channel: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._receiver: asyncio.Task[None] | None = None
+        self._layer_ok = True
         self._pending: set[asyncio.Task[None]] = set()
         self._start_lock = asyncio.Lock()
         self.runs = RunWatches(self)
@@ -143,30 +146,67 @@ class Hub:
         async with self._start_lock:
             if self.channel is not None:
                 return
-            # The configured layers (in-memory, Redis pub/sub) take a prefix; the stubs type
-            # only channels' base class, whose new_channel takes none.
-            self.channel = await self.layer.new_channel("hub.")  # type: ignore[call-arg]
             try:
-                await self.layer.group_add(REVOCATION_GROUP, self.channel)
-            except Exception:
-                # Without the layer, revocations still reach live readers through the
-                # once-a-second re-check of their keys (_check_keys).
-                logger.warning("hub could not join the revocation group", exc_info=True)
-            self._tasks = [
-                asyncio.create_task(self._receive_loop()),
-                asyncio.create_task(self._tail_check_loop()),
-            ]
+                # The configured layers (in-memory, Redis pub/sub) take a prefix; the stubs
+                # type only channels' base class, whose new_channel takes none.
+                self.channel = await self.layer.new_channel("hub.")  # type: ignore[call-arg]
+            except Exception as exc:
+                # Readers are served by the tail re-check alone until the rejoin succeeds.
+                self.channel = f"hub.unjoined.{uuid.uuid4().hex}"
+                self.layer_failed("hub channel", exc)
+            await self.join(REVOCATION_GROUP)
+            self._receiver = asyncio.create_task(self._receive_loop(self.channel))
+            self._tasks = [asyncio.create_task(self._tail_check_loop())]
 
-    async def _receive_loop(self) -> None:
+    async def join(self, group: str) -> None:
+        """Join a group; if the layer is away, carry on (the rejoin adds it later)."""
         assert self.channel is not None
+        try:
+            await self.layer.group_add(group, self.channel)
+        except Exception as exc:
+            self.layer_failed(f"group {group}", exc)
+
+    async def leave(self, group: str) -> None:
+        assert self.channel is not None
+        with contextlib.suppress(Exception):
+            await self.layer.group_discard(group, self.channel)
+
+    def layer_failed(self, what: str, exc: BaseException) -> None:
+        self._layer_ok = False
+        layer.health.failed(what, exc)
+
+    async def _rejoin(self) -> None:
+        """After a layer outage: a fresh channel, every group joined again, one receiver.
+        Memberships may have been lost with the layer (or never made while it was away)."""
+        groups = [
+            REVOCATION_GROUP,
+            *(stream_group(stream_id) for stream_id in self.states),
+            *self.runs.groups(),
+        ]
+        try:
+            channel = await self.layer.new_channel("hub.")  # type: ignore[call-arg]
+            for group in groups:
+                await self.layer.group_add(group, channel)
+        except Exception as exc:
+            layer.health.failed("rejoin", exc)
+            return
+        if self._receiver is not None:
+            self._receiver.cancel()
+        self.channel, self._layer_ok = channel, True
+        self._receiver = asyncio.create_task(self._receive_loop(channel))
+        layer.health.ok()
+        # Whatever was sent while the hub was away, the tail re-check picks up now.
+        await self._check_tails()
+
+    async def _receive_loop(self, channel: str) -> None:
         while True:
             try:
-                message = await self.layer.receive(self.channel)
+                message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("hub receive failed; retrying")
-                await asyncio.sleep(0.5)
+            except Exception as exc:
+                self.layer_failed("receive", exc)
+                await asyncio.sleep(1)
                 continue
             handler = self._handlers.get(message.get("type", ""))
             if handler is not None:
@@ -175,6 +215,8 @@ class Hub:
     async def _tail_check_loop(self) -> None:
         while True:
             await asyncio.sleep(settings.STREAMDASH_TAIL_CHECK_SECONDS)
+            if not self._layer_ok:
+                await self._rejoin()
             await self._check_tails()
             await self.runs.recheck()
             await self._check_keys()
@@ -296,14 +338,14 @@ class Hub:
         if state is None:
             # Join the group before reading the tail: a commit in between is then either in
             # the tail we read or in a notification we receive.
-            await self.layer.group_add(stream_group(stream_id), self.channel)
+            await self.join(stream_group(stream_id))
             tail = (await threads.run_in("read", selectors.stream_tails, [stream_id])).get(
                 stream_id
             )
             state = self.states.get(stream_id)
             if state is None:
                 if tail is None:
-                    await self.layer.group_discard(stream_group(stream_id), self.channel)
+                    await self.leave(stream_group(stream_id))
                     raise StreamGone(stream_id)
                 state = StreamState(
                     tail, settings.STREAMDASH_HUB_RING_CHUNKS, settings.STREAMDASH_HUB_RING_BYTES
@@ -316,8 +358,7 @@ class Hub:
             state.readers -= 1
             if state.readers == 0 and self.states.get(stream_id) is state:
                 del self.states[stream_id]
-                with contextlib.suppress(Exception):
-                    await self.layer.group_discard(stream_group(stream_id), self.channel)
+                await self.leave(stream_group(stream_id))
 
     def watch_run(
         self, run_id: str, source: RunSource[S]

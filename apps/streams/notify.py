@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.streams import threads
+from apps.streams.layer import health
 from apps.streams.records import ChunkRecord
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,14 @@ _sending: set[asyncio.Task[None]] = set()
 
 
 def _log_failure(future: concurrent.futures.Future[None] | asyncio.Task[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
         # The data is committed already; readers find it with the tail re-check.
-        logger.error("notification failed: %r", future.exception())
+        health.failed("notification", error)
+    else:
+        health.ok()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -86,8 +92,10 @@ def _send(group: str, message: dict[str, object]) -> None:
         # management command or worker, on a short-lived loop, from which only a
         # cross-process (Redis) layer can reach readers.
         async_to_sync(layer.group_send)(group, message)
-    except Exception:
-        logger.exception("notification to %s failed", group)
+    except Exception as exc:
+        health.failed("notification", exc)
+    else:
+        health.ok()
 
 
 def stream_appended(

@@ -137,9 +137,14 @@ class RunWatches:
                 elif joined and not wanted:
                     self._joined.discard(run_id)
                     await layer.group_discard(run_group(run_id), channel)
-            except Exception:
-                # Degraded, not broken: the periodic re-check still finds every change.
-                logger.exception("hub membership of %s failed", run_group(run_id))
+            except Exception as exc:
+                # Degraded, not broken: the periodic re-check still finds every change, and
+                # the hub rejoins the group when the layer is back.
+                self.hub.layer_failed(f"group {run_group(run_id)}", exc)
+
+    def groups(self) -> list[str]:
+        """The run groups the hub should be in (for its rejoin after a layer outage)."""
+        return [run_group(run_id) for run_id in self.runs]
 
     def on_changed(self, message: dict[str, Any]) -> None:
         for state in self.runs.get(message["run"], {}).values():

@@ -1,0 +1,44 @@
+"""Whether the channel layer (Redis, in production) is reachable, said once when it goes and
+once when it is back, instead of once per append or per retry.
+
+Nothing depends on the layer for correctness: notifications only make readers faster, and the
+hub's tail re-check (``STREAMDASH_TAIL_CHECK_SECONDS``) finds every commit without them. So a
+layer outage degrades live reads to the re-check's pace; the hub rejoins its groups when the
+layer is back (``apps.streams.hub``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+logger = logging.getLogger("streamdash.layer")
+
+
+class LayerHealth:
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            logger.warning(
+                "channel layer unavailable (%s: %s); live reads continue at the tail "
+                "re-check's pace until it is back",
+                what,
+                exc or type(exc).__name__,
+            )
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            logger.warning(
+                "channel layer is back after %.1f s", time.monotonic() - self.down_since
+            )
+            self.down_since = None
+
+
+health = LayerHealth()

@@ -1,0 +1,89 @@
+"""A channel layer that is away degrades live reads to the tail re-check's pace, never breaks
+them, and says so once when it goes and once when it is back (not once per append)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
+
+from apps.streams import hub as hub_module
+from apps.streams import notify
+from apps.streams.layer import health
+from apps.streams.live import follow
+from apps.streams.services import chunks_append
+from tests.factories import make_project, make_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FlakyLayer(InMemoryChannelLayer):
+    """The in-memory layer, with an outage switch: while ``down`` every call that would
+    reach Redis fails as a refused connection would."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionRefusedError("layer is down")
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        self._check()
+        return await super().new_channel(prefix)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self._check()
+        await super().group_add(group, channel)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self._check()
+        await super().group_send(group, message)
+
+
+@pytest.fixture
+def flaky(monkeypatch, settings) -> FlakyLayer:
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 0.3
+    layer = FlakyLayer()
+    monkeypatch.setattr(hub_module, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(notify, "get_channel_layer", lambda: layer)
+    health.down_since = None
+    yield layer
+    health.down_since = None
+
+
+async def test_live_reads_go_on_through_a_layer_outage(flaky: FlakyLayer, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="streamdash.layer")
+    project, _ = await sync_to_async(make_project)()
+    stream = await sync_to_async(make_stream)(project)
+    flaky.down = True
+    seen: list[int] = []
+
+    async def read() -> None:
+        async for batch in follow(stream.pk, 0, idle_timeout=15):
+            if batch is not None:
+                seen.extend(c.index for c in batch.chunks)
+                if len(seen) >= 6:
+                    return
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.2)
+    for n in range(3):  # appends while the layer is away: each notification fails
+        await sync_to_async(chunks_append)(stream_id=stream.pk, chunks=[b"%d" % n])
+    for _ in range(50):
+        if len(seen) >= 3:
+            break
+        await asyncio.sleep(0.1)
+    assert seen == [0, 1, 2]  # found by the tail re-check
+    flaky.down = False
+    await asyncio.sleep(1)  # the hub rejoins on its next re-check
+    for n in range(3, 6):
+        await sync_to_async(chunks_append)(stream_id=stream.pk, chunks=[b"%d" % n])
+    await asyncio.wait_for(reader, 10)
+    assert seen == [0, 1, 2, 3, 4, 5]
+    messages = [r.getMessage() for r in caplog.records if r.name == "streamdash.layer"]
+    assert len([m for m in messages if m.startswith("channel layer unavailable")]) == 1, messages
+    assert len([m for m in messages if m.startswith("channel layer is back")]) == 1, messages
+    assert hub_module.get_hub()._layer_ok
