@@ -7,6 +7,7 @@ Every knob is an environment variable so that one file serves the embedded defau
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -34,8 +35,22 @@ def _env_float(name: str, default: float) -> float:
 
 # --- core -----------------------------------------------------------------------------------
 DEBUG = _env_bool("DEBUG", False)
-_DEV_SECRET = "django-insecure-streamdash-dev-only-never-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET if DEBUG else "")
+
+
+def _dev_secret_key() -> str:
+    """A development install's own secret, made once and kept beside the code (gitignored).
+    A published development key would let anyone mint this install's public tokens."""
+    path = BASE_DIR / ".dev-secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or (_dev_secret_key() if DEBUG else "")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY in the environment (or DEBUG=1 for development)."
@@ -191,6 +206,9 @@ USE_TZ = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Messages live in the session, not in a cookie: the admin's one-time display of a new API
+# key must not travel in a (signed, readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", not DEBUG)

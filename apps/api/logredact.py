@@ -14,12 +14,23 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 __all__ = ["RedactSecretsFilter", "redact", "redact_daphne_access_log"]
 
 REDACTED = "[redacted]"
+_SECRET_PARAMS = frozenset({"token", "access_token", "api_key"})
+_PARAM = re.compile(r"([?&;])([^=&;\s\"'#?]+)=([^&;\s\"'#]*)")
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    # Compare the name as the server will read it: ``%74oken`` is ``token`` to parse_qs.
+    if unquote_plus(match.group(2)).strip().lower() in _SECRET_PARAMS:
+        return f"{match.group(1)}{match.group(2)}={REDACTED}"
+    return match.group(0)
+
+
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"([?&;](?:token|access_token|api_key)=)[^&;\s\"'#]*", re.I), r"\1" + REDACTED),
     (
         re.compile(r"((?:authorization|http_authorization)[\"']?\s*[:=]\s*[\"']?)[^\"'\n]*", re.I),
         r"\1" + REDACTED,
@@ -31,6 +42,7 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def redact(text: str) -> str:
+    text = _PARAM.sub(_redact_param, text)
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text

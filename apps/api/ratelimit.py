@@ -120,7 +120,8 @@ live_reads = LiveReads()
 
 def rate_key(*, authorization: str, token: str | None, client: str) -> str:
     """Who is writing: a digest of the bearer credential, else the client address."""
-    credential = authorization.partition(" ")[2].strip() or token or ""
+    # "=" is padding a JWT or base64 decoder ignores: ``token=`` must not be a fresh bucket.
+    credential = (authorization.partition(" ")[2].strip() or token or "").replace("=", "")
     if credential:
         return "c:" + hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()
     return "ip:" + client

@@ -289,6 +289,9 @@ SECRET_LINES = [
     "headers={'authorization': 'Bearer opaque-token-value'}",
     "HTTP_AUTHORIZATION=Bearer sd_sk_abcdefghijklmnop",
     "key sd_sk_ABCDEFGHIJKLMNOPQRSTUVWXYZ was used",
+    # Percent-encoded names: parse_qs reads %74oken as token, so the log must too.
+    "GET /ds/v1/stream/x?offset=-1&%74oken=abc.def.ghi HTTP/1.1",
+    "GET /ds/v1/stream/x?%54%4F%4B%45%4E=opaque-token-value HTTP/1.1",
 ]
 
 
@@ -299,6 +302,14 @@ def test_security_redact_removes_secrets(line: str) -> None:
         assert secret not in clean
     assert "ABCDEFGHIJ" not in clean
     assert "[redacted]" in clean
+
+
+def test_security_padding_does_not_make_a_fresh_rate_limit_bucket() -> None:
+    base = ratelimit.rate_key(authorization="Bearer abc.def.ghi", token=None, client="1.2.3.4")
+    for variant in ("abc.def.ghi=", "abc.def.ghi==", "abc=.def.ghi"):
+        key = ratelimit.rate_key(authorization=f"Bearer {variant}", token=None, client="1.2.3.4")
+        assert key == base
+        assert ratelimit.rate_key(authorization="", token=variant, client="5.6.7.8") == base
 
 
 def test_security_redact_keeps_ordinary_text() -> None:

@@ -117,11 +117,13 @@ def test_admin_project_list_shows_storage(admin_client: Client, project: Project
 
 
 def test_admin_add_key_shows_the_secret_once(admin_client: Client, project: Project) -> None:
-    response = admin_client.post(
+    created = admin_client.post(
         "/admin/projects/apikey/add/",
         {"project": project.pk, "name": "from-admin", "scopes": ["read"]},
-        follow=True,
     )
+    # The one-time message is kept in the session, not in a (signed, readable) cookie.
+    assert "messages" not in created.cookies
+    response = admin_client.get(created["Location"])
     assert response.status_code == 200
     key = ApiKey.objects.get(name="from-admin")
     shown = [str(m) for m in response.context["messages"]]
