@@ -41,8 +41,17 @@ def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
         command.stdout.write(json.dumps(result))
 
 
+def _big(command: BaseCommand, options: dict[str, Any]) -> None:
+    import json
+
+    from apps.bench import big
+
+    command.stdout.write(json.dumps(big.run(options["mib"], command.stdout.write)))
+
+
 SCENARIOS: dict[str, Callable[[BaseCommand, dict[str, Any]], None]] = {
     "append": _append,
+    "big": _big,
     "history": _history,
     "purge": _purge,
 }
@@ -59,6 +68,7 @@ class Command(BaseCommand):
         parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
         parser.add_argument("--chunks", type=int, default=1_000_000, help="history/purge: chunks")
         parser.add_argument("--repeat", type=int, default=20, help="history: renders per page")
+        parser.add_argument("--mib", type=int, default=300, help="big: stream size in MiB")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

@@ -1,0 +1,85 @@
+"""A server process as Linux shows it in ``/proc/<pid>/status``: resident memory and threads,
+read at once or sampled in the background while a benchmark runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def status_field(pid: int, name: str) -> int:
+    """One numeric field of ``/proc/<pid>/status`` (``VmRSS`` is in kB, ``Threads`` a count)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return int(value.split()[0])
+    raise RuntimeError(f"/proc/{pid}/status has no {name}")
+
+
+def rss_bytes(pid: int) -> int:
+    return status_field(pid, "VmRSS") * 1024
+
+
+def threads(pid: int) -> int:
+    return status_field(pid, "Threads")
+
+
+@dataclass(frozen=True)
+class RssFigures:
+    """Resident memory around one read, in bytes: before it, the highest seen during it,
+    right after it, and ``settle`` seconds after the reader went."""
+
+    start: int
+    peak: int
+    end: int
+    settled: int
+    settle_seconds: float
+
+    def as_mib(self) -> dict[str, float]:
+        return {
+            "rss_start_mib": round(self.start / MIB, 1),
+            "rss_peak_mib": round(self.peak / MIB, 1),
+            "rss_end_mib": round(self.end / MIB, 1),
+            "rss_settled_mib": round(self.settled / MIB, 1),
+            "rss_growth_peak_mib": round((self.peak - self.start) / MIB, 1),
+            "rss_growth_settled_mib": round((self.settled - self.start) / MIB, 1),
+        }
+
+
+class RssSampler:
+    """Samples a process's RSS every ``interval`` seconds on a thread of its own, so a peak
+    between two reads of the benchmark's own is not missed."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.start = rss_bytes(pid)
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes(self.pid))
+
+    def now(self) -> int:
+        value = rss_bytes(self.pid)
+        self.peak = max(self.peak, value)
+        return value
+
+    def settle(self, end: int, seconds: float) -> RssFigures:
+        """Wait ``seconds`` (still sampling), then return the figures of this read."""
+        time.sleep(seconds)
+        return RssFigures(self.start, self.peak, end, self.now(), seconds)
