@@ -49,9 +49,27 @@ def _big(command: BaseCommand, options: dict[str, Any]) -> None:
     command.stdout.write(json.dumps(big.run(options["mib"], command.stdout.write)))
 
 
+def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
+    import json
+
+    from apps.bench import fanout
+
+    figures = fanout.run(
+        fanout.Options(
+            readers=options["readers"],
+            viewers=options["viewers"],
+            rate=options["rate"],
+            seconds=options["seconds"],
+        ),
+        command.stdout.write,
+    )
+    command.stdout.write(json.dumps(figures))
+
+
 SCENARIOS: dict[str, Callable[[BaseCommand, dict[str, Any]], None]] = {
     "append": _append,
     "big": _big,
+    "fanout": _fanout,
     "history": _history,
     "purge": _purge,
 }
@@ -69,6 +87,10 @@ class Command(BaseCommand):
         parser.add_argument("--chunks", type=int, default=1_000_000, help="history/purge: chunks")
         parser.add_argument("--repeat", type=int, default=20, help="history: renders per page")
         parser.add_argument("--mib", type=int, default=300, help="big: stream size in MiB")
+        parser.add_argument("--readers", type=int, default=1_000, help="fanout: SSE readers")
+        parser.add_argument("--viewers", type=int, default=50, help="fanout: dashboard viewers")
+        parser.add_argument("--rate", type=float, default=100, help="fanout: chunks/s written")
+        parser.add_argument("--seconds", type=float, default=20, help="fanout: seconds written")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
