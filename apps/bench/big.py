@@ -49,6 +49,7 @@ class ReadFigures:
     payload_bytes: int
     seconds: float
     client_cpu_seconds: float
+    server_cpu_seconds: float | None = None
     rss: RssFigures | None = None
 
     @property
@@ -61,6 +62,8 @@ class ReadFigures:
             "seconds": round(self.seconds, 2),
             "client_cpu_share": round(self.client_cpu_seconds / self.seconds, 2),
         }
+        if self.server_cpu_seconds is not None:
+            figures["server_cpu_share"] = round(self.server_cpu_seconds / self.seconds, 2)
         return figures | (self.rss.as_mib() if self.rss else {})
 
 
@@ -176,18 +179,20 @@ def _copy(stream_id: int, total: int) -> ReadFigures:
     return ReadFigures("COPY TO STDOUT (psycopg)", total, seconds, cpu)
 
 
-def _measured(name: str, pid: int, total: int, read: Callable[[], int]) -> ReadFigures:
-    with RssSampler(pid) as sampler:
-        began, cpu = time.perf_counter(), time.process_time()
+def _measured(name: str, server: BenchServer, total: int, read: Callable[[], int]) -> ReadFigures:
+    assert server.process is not None
+    with RssSampler(server.process.pid) as sampler:
+        began, cpu, server_cpu = time.perf_counter(), time.process_time(), server.cpu_seconds()
         payload = read()
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+        server_cpu = server.cpu_seconds() - server_cpu
         end = sampler.now()
         rss = sampler.settle(end, SETTLE_SECONDS)
     if payload != total:
         raise RuntimeError(f"{name} delivered {payload} payload bytes, not {total}")
     if cpu > 0.9 * seconds:
         warn(f"{name}: the client used {cpu / seconds:.0%} of a core; it may be the bottleneck")
-    return ReadFigures(name, payload, seconds, cpu, rss)
+    return ReadFigures(name, payload, seconds, cpu, server_cpu, rss)
 
 
 def _verdict(ok: bool) -> str:
@@ -204,6 +209,7 @@ def run(mib: int, say: Callable[[str], None]) -> dict[str, Any]:
         with BenchServer() as server:
             assert server.process is not None
             pid = server.process.pid
+            warn(f"server pid {pid} (attach py-spy here)")
             with httpx.Client(
                 base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120
             ) as client:
@@ -212,10 +218,13 @@ def run(mib: int, say: Callable[[str], None]) -> dict[str, Any]:
                 rss_written = rss_bytes(pid)
                 reads = [
                     _measured(
-                        "catch-up pages", pid, total, lambda: _read_pages(client, path, len(sizes))
+                        "catch-up pages",
+                        server,
+                        total,
+                        lambda: _read_pages(client, path, len(sizes)),
                     ),
                     _measured(
-                        "SSE", pid, total, lambda: _read_sse(server.port, path, key, len(sizes))
+                        "SSE", server, total, lambda: _read_sse(server.port, path, key, len(sizes))
                     ),
                 ]
         stream = fixtures.stream_row(path)
@@ -231,16 +240,20 @@ def run(mib: int, say: Callable[[str], None]) -> dict[str, Any]:
         f"the write {rss_written / MIB:.0f} MiB"
     )
     settle = f"+{SETTLE_SECONDS:.0f} s"
-    say(f"{'':26}{'MB/s':>8} {'vs COPY':>8}   server RSS MiB: start  peak  end  {settle}")
+    say(
+        f"{'':26}{'MB/s':>8} {'vs COPY':>8} server CPU   server RSS MiB: start  peak  end  {settle}"
+    )
     say(f"{copy.name:26}{copy.mb_s:8.1f} {1:8.2f}")
     for read in reads:
         assert read.rss is not None
         rss = read.rss
+        server_cpu = (read.server_cpu_seconds or 0) / read.seconds
         say(
-            f"{read.name:26}{read.mb_s:8.1f} {read.mb_s / copy.mb_s:8.2f}   "
+            f"{read.name:26}{read.mb_s:8.1f} {read.mb_s / copy.mb_s:8.2f} {server_cpu:10.0%}   "
             f"{' ' * 15}{rss.start / MIB:6.0f}{rss.peak / MIB:6.0f}{rss.end / MIB:5.0f}"
             f"{rss.settled / MIB:6.0f}"
         )
+    say("load average (1/5/15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     for read in reads:
         assert read.rss is not None
         growth = max(read.rss.peak, read.rss.settled) - read.rss.start
@@ -262,4 +275,5 @@ def run(mib: int, say: Callable[[str], None]) -> dict[str, Any]:
         "goal_mb_s": GOAL_MB_S,
         "goal_rss_growth_mib": GOAL_RSS_GROWTH_MIB,
         "settle_seconds": SETTLE_SECONDS,
+        "load_average": os.getloadavg(),
     }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from array import array
 from collections import Counter
@@ -199,7 +200,10 @@ class Fanout:
             sent, late = task.result()
         client = self._client_check("delivery")
         if late:
-            warn(f"delivery: the writer sent {late} of {len(sent)} chunks late (rate not kept)")
+            warn(
+                f"delivery: the writer sent {late} of {len(sent)} chunks late: the server kept "
+                f"{len(sent) / options.seconds:.0f} of {options.rate:g} appends/s"
+            )
         self.tail = sent[-1][0] + 1 if sent else self.tail
         async with httpx.AsyncClient(base_url=self.server.url) as http:
             closing = await http.post(
@@ -216,6 +220,7 @@ class Fanout:
         acks = sorted(acked - at for _, at, acked in sent)
         return {
             "chunks_sent": len(sent),
+            "rate_kept": round(len(sent) / options.seconds, 1),
             "sent_late": late,
             "append_p50_ms": _quantile_ms(acks, 0.5),
             "append_p99_ms": _quantile_ms(acks, 0.99),
@@ -306,8 +311,9 @@ def _report(options: Options, figures: dict[str, Any], say: Callable[[str], None
     delivery = figures["delivery"]
     say(
         f"delivery at {options.rate:g} chunks/s for {options.seconds:g} s "
-        f"({delivery['chunks_sent']} chunks; the writer's append p50 {delivery['append_p50_ms']} "
-        f"ms, p99 {delivery['append_p99_ms']} ms; peak server threads {delivery['peak_threads']}):"
+        f"({delivery['chunks_sent']} chunks = {delivery['rate_kept']}/s; the writer's append "
+        f"p50 {delivery['append_p50_ms']} ms, p99 {delivery['append_p99_ms']} ms; "
+        f"peak server threads {delivery['peak_threads']}):"
     )
     for kind in ("readers", "viewers"):
         row = delivery[kind]
@@ -340,6 +346,7 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
     finally:
         project.delete()
     _report(options, figures, say)
+    say("load average (1/5/15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     return {
         "scenario": "fanout",
         "readers": options.readers,
@@ -347,6 +354,7 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         "rate": options.rate,
         "seconds": options.seconds,
         "goal_share_with_viewers": GOAL_SHARE,
+        "load_average": os.getloadavg(),
         **figures,
         "client_warnings": fanout.client_warnings,
     }

@@ -47,9 +47,10 @@ def flat_out(url: str, path: str, key: str, seconds: float, size: int) -> tuple[
 def paced(
     url: str, path: str, key: str, rate: float, seconds: float, size: int
 ) -> tuple[list[tuple[int, float, float]], int]:
-    """Append ``rate × seconds`` chunks, chunk i at ``i / rate`` seconds from the start.
-    Returns each chunk's (index, send time, acknowledgement time) and how many were sent more
-    than one interval late (the writer could not keep the rate)."""
+    """Append up to ``rate × seconds`` chunks, chunk i at ``i / rate`` seconds from the start,
+    and none after ``seconds`` (a server slower than the rate gets fewer). Returns each chunk's
+    (index, send time, acknowledgement time) and how many were sent more than one interval late
+    (the writer could not keep the rate)."""
     count, interval = round(rate * seconds), 1 / rate
     sent: list[tuple[int, float, float]] = []
     late = 0
@@ -58,12 +59,12 @@ def paced(
         for n in range(count):
             due = began + n * interval
             now = time.monotonic()
+            if now - began >= seconds:
+                break
             if now < due:
                 time.sleep(due - now)
             elif now - due > interval:
                 late += 1
-            if now - began > 2 * seconds + 30:
-                break  # bounded, whatever the server does
             sent_at = time.monotonic()
             index = _next_index(client.post(path, content=_chunk(n, size), headers=_HEADERS)) - 1
             sent.append((index, sent_at, time.monotonic()))
