@@ -138,7 +138,7 @@ def _read_sse(port: int, path: str, key: str, chunks: int) -> int:
     payload, position, offset = 0, 0, "-1"
     with Progress("read: SSE", chunks, " chunks") as bar:
         while position < chunks:
-            data_bytes = 0
+            data_bytes, began_at = 0, position
             for event, data in _sse_events(port, path, f"Bearer {key}", offset):
                 if event == "data":
                     data_bytes = len(data)
@@ -151,6 +151,8 @@ def _read_sse(port: int, path: str, key: str, chunks: int) -> int:
                     bar.update(position)
                     if control.get("upToDate") and position >= chunks:
                         break
+            if position == began_at < chunks:
+                raise RuntimeError(f"an SSE response ended without a chunk, at index {position}")
     return payload
 
 
