@@ -19,8 +19,10 @@ On a real daphne on loopback, in one run:
 
 The writer is a process of its own; readers and viewers share one asyncio loop in this one,
 which watches its own lag and CPU and warns when it, not the server, may be the bottleneck.
-The server runs with the write rate limit off (``STREAMDASH_RATE_LIMIT_PER_SECOND=0``) and SSE
-responses that outlast the run (``STREAMDASH_SSE_MAX_SECONDS``), so no reader reconnects.
+The server runs with the write rate limit and the cap on live reads per credential off
+(``STREAMDASH_RATE_LIMIT_PER_SECOND=0``, ``STREAMDASH_MAX_LIVE_READS=0``: every reader uses the
+same key) and SSE responses that outlast the run (``STREAMDASH_SSE_MAX_SECONDS``), so no
+reader reconnects.
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ CONNECT_BATCH = 50
 IDLE_SECONDS = 2.0
 CLIENT_CPU_WARN = 0.9
 LOOP_LAG_WARN = 0.1
-SERVER_ENV = {"STREAMDASH_RATE_LIMIT_PER_SECOND": "0", "STREAMDASH_SSE_MAX_SECONDS": "3600"}
+SERVER_ENV = {
+    "STREAMDASH_RATE_LIMIT_PER_SECOND": "0",
+    "STREAMDASH_MAX_LIVE_READS": "0",
+    "STREAMDASH_SSE_MAX_SECONDS": "3600",
+}
 
 
 @dataclass(frozen=True)
