@@ -67,7 +67,7 @@ class StreamState:
         self.ring_bytes = ring_bytes
         self._ring_used = 0
         self.readers = 0
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.refresh_lock = asyncio.Lock()
 
     @property
@@ -75,13 +75,19 @@ class StreamState:
         return self.ring[0].index if self.ring else self.next_index
 
     def wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = asyncio.get_running_loop().create_future()
 
     async def wait(self, seconds: float) -> None:
-        event = self._changed
+        """Until the next ``wake`` or ``seconds``. One future shared by every reader, a
+        timeout on the reader's own task: ``asyncio.wait_for`` made a task and a timer per
+        reader per wake, 14% of the server's samples with 100 SSE readers (streambench
+        fanout)."""
+        changed = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await asyncio.shield(changed)
 
     def extend(self, records: list[ChunkRecord]) -> None:
         for record in records:
