@@ -21,6 +21,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from apps.dashboard import chunks
+from apps.dashboard.rows import chunk_rows
 from apps.streams.live import LiveBatch, follow
 from apps.streams.models import Stream
 from apps.streams.records import ChunkRecord
@@ -128,7 +129,7 @@ class ChunkFeed:
 
 
 def render_chunk_batch(feed: ChunkFeed, batch: Batch) -> str:
-    rows = [(r, chunks.preview(r.data, feed.kind)) for r in batch.records]
+    rows = chunk_rows(feed.stream.pk, batch.records, feed.kind)
     text = "".join(
         piece
         for piece in (chunks.text_delta(r.data, feed.kind) for r in batch.records)
@@ -136,7 +137,13 @@ def render_chunk_batch(feed: ChunkFeed, batch: Batch) -> str:
     )
     return render_to_string(
         "dashboard/partials.html#chunk-batch",
-        {"stream": feed.stream, "batch": batch, "rows": rows, "text": text},
+        {
+            "stream": feed.stream,
+            "batch": batch,
+            "rows": rows,
+            "count": len(batch.records),
+            "text": text,
+        },
     )
 
 
