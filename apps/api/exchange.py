@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
-from streamdash.core.errors import Unauthorized
+from apps.projects.access import bearer_credential
 
 
 class Headers:
@@ -52,15 +52,7 @@ class StreamRequest:
 
     @property
     def credential(self) -> str | None:
-        """The bearer credential: ``Authorization: Bearer …``, else ``?token=`` (EventSource
-        and WebSocket cannot set headers, so browsers pass a token in the query)."""
-        header = self.headers.get("Authorization", "")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise Unauthorized("Use 'Authorization: Bearer <API key or token>'.")
-            return value.strip()
-        return self.query_value("token") or None
+        return bearer_credential(self.headers.get("Authorization"), self.query_value("token"))
 
 
 @dataclass

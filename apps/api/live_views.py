@@ -27,8 +27,7 @@ from apps.streams import services, threads
 from apps.streams.export import chunks_export
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
-from apps.streams.payloads import json_array
-from streamdash.core.content import is_json_type
+from apps.streams.payloads import read_body
 from streamdash.core.errors import BadRequest, DomainError, TooLarge
 from streamdash.core.offsets import offset_for
 
@@ -188,8 +187,7 @@ async def _long_poll(
             continue
         position, closed = batch.next_index, batch.closed
         if batch.chunks:
-            data = [c.data for c in batch.chunks]
-            body = json_array(data) if is_json_type(stream.content_type) else b"".join(data)
+            body = read_body(stream.content_type, [c.data for c in batch.chunks])
             response = StreamResponse(200, {"Content-Type": stream.content_type}, body)
             break
         if closed:

@@ -4,17 +4,15 @@ takes a ``StreamRequest`` and returns a ``StreamResponse`` (``apps.api.exchange`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from apps.api import protocol
 from apps.api.exchange import StreamRequest, StreamResponse
 from apps.api.targets import Target
 from apps.streams import selectors, services, threads
+from apps.streams.appending import AppendRequest
 from apps.streams.live import check_retained
 from apps.streams.models import Stream
-from apps.streams.payloads import json_array, split_body
+from apps.streams.payloads import read_body, split_body
 from apps.streams.producers import ProducerClaim
-from streamdash.core.content import is_json_type
 from streamdash.core.errors import (
     BadRequest,
     RunFinished,
@@ -48,18 +46,7 @@ def create(request: StreamRequest, target: Target) -> StreamResponse:
     return response
 
 
-@dataclass(frozen=True)
-class _Append:
-    """An append request, parsed: what ``services.chunks_append`` takes."""
-
-    chunks: list[bytes]
-    content_type: str | None
-    producer: ProducerClaim | None
-    stream_seq: str | None
-    close: bool
-
-
-def _parse_append(request: StreamRequest, target: Target) -> _Append:
+def _parse_append(request: StreamRequest, target: Target) -> AppendRequest:
     target.require("write")
     close = protocol.is_true(request.headers.get(protocol.CLOSED))
     claim = protocol.producer_claim(request)
@@ -68,7 +55,7 @@ def _parse_append(request: StreamRequest, target: Target) -> _Append:
     if body and not content_type:
         raise BadRequest("Send a Content-Type header that matches the stream's content type.")
     chunks = split_body(content_type or "", body) if body else []
-    return _Append(chunks, content_type, claim, request.headers.get("Stream-Seq"), close)
+    return AppendRequest(chunks, content_type, claim, request.headers.get("Stream-Seq"), close)
 
 
 def _with_next_offset(exc: StreamClosed | RunFinished) -> StreamClosed | RunFinished:
@@ -92,7 +79,7 @@ async def aappend(request: StreamRequest, target: Target) -> StreamResponse:
     """``append`` on the event loop (``services.achunks_append``)."""
     parsed = _parse_append(request, target)
     try:
-        result = await services.achunks_append(ref=target.ref(), **vars(parsed))
+        result = await services.achunks_append(ref=target.ref(), request=parsed)
     except (StreamClosed, RunFinished) as exc:
         raise _with_next_offset(exc) from None
     except StreamNotFound:
@@ -171,8 +158,7 @@ def read(
     if request.headers.get("If-None-Match") == tag:
         response = StreamResponse(304)
     else:
-        data = [r.data for r in records]
-        body = json_array(data) if is_json_type(stream.content_type) else b"".join(data)
+        body = read_body(stream.content_type, [r.data for r in records])
         response = StreamResponse(200, {"Content-Type": stream.content_type}, body)
     response["ETag"] = tag
     response["Cache-Control"] = "no-store"

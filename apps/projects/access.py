@@ -44,19 +44,20 @@ class Principal:
             raise Forbidden(f"These credentials may not {action} {target}.", needed=action)
 
 
-def _credential(request: HttpRequest) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, value = header.partition(" ")
+def bearer_credential(authorization: str | None, token: str | None) -> str | None:
+    """The credential of a request: ``Authorization: Bearer …``, else ``?token=``
+    (EventSource and WebSocket cannot set headers: browsers pass a token in the query)."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthorized("Use 'Authorization: Bearer <API key or token>'.")
         return value.strip()
-    # EventSource and WebSocket cannot set headers: browsers pass the token in the query.
-    return request.GET.get("token") or None
+    return token or None
 
 
 def authenticate(request: HttpRequest, *, allow_public: bool = False) -> Principal:
-    return authenticate_credential(_credential(request), allow_public=allow_public)
+    credential = bearer_credential(request.headers.get("Authorization"), request.GET.get("token"))
+    return authenticate_credential(credential, allow_public=allow_public)
 
 
 def authenticate_credential(credential: str | None, *, allow_public: bool = False) -> Principal:

@@ -45,6 +45,17 @@ class AppendResult:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AppendRequest:
+    """One append as the protocol states it: the chunks and the headers that rule them."""
+
+    chunks: list[bytes]
+    content_type: str | None = None
+    producer: ProducerClaim | None = None
+    stream_seq: str | None = None
+    close: bool = False
+
+
 @dataclass
 class AppendPlan:
     stream: LockedStream  # with its counters, expiry and close already moved on
@@ -57,22 +68,19 @@ class AppendPlan:
     result: AppendResult
 
 
-def check_request(chunks: list[bytes], close: bool) -> None:
-    if not chunks and not close:
+def check_request(request: AppendRequest) -> None:
+    if not request.chunks and not request.close:
         raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
 
 
 def plan_append(
     stream: LockedStream | None,
     state: ProducerState | None,
-    *,
-    chunks: list[bytes],
-    content_type: str | None,
-    producer: ProducerClaim | None,
-    stream_seq: str | None,
-    close: bool,
+    request: AppendRequest,
     now: dt.datetime,
 ) -> AppendPlan | AppendResult:
+    chunks, content_type, producer = request.chunks, request.content_type, request.producer
+    stream_seq, close = request.stream_seq, request.close
     if stream is None or (stream.expires_at is not None and stream.expires_at <= now):
         raise StreamNotFound("Stream not found.")
     if producer is not None:

@@ -134,3 +134,8 @@ def split_body(content_type: str, body: bytes, *, allow_empty_array: bool = Fals
 def json_array(chunks: list[bytes]) -> bytes:
     """The GET body of a JSON stream: its chunks as one JSON array."""
     return b"[" + b",".join(chunks) + b"]"
+
+
+def read_body(content_type: str, chunks: list[bytes]) -> bytes:
+    """The body of a read: a JSON array for JSON streams, the bytes joined for the others."""
+    return json_array(chunks) if is_json_type(content_type) else b"".join(chunks)

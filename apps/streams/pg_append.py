@@ -27,9 +27,8 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from apps.streams import notify, rows
-from apps.streams.appending import AppendResult, check_request, plan_append
+from apps.streams.appending import AppendRequest, AppendResult, check_request, plan_append
 from apps.streams.models import Chunk
-from apps.streams.producers import ProducerClaim
 
 _INSERT = (
     f'INSERT INTO "{Chunk._meta.db_table}" (stream_id, "index", data, producer, created_at) '
@@ -84,32 +83,16 @@ async def _pool() -> AsyncConnectionPool[Any]:
     return pool
 
 
-async def append(
-    *,
-    chunks: list[bytes],
-    where: dict[str, Any],
-    content_type: str | None,
-    producer: ProducerClaim | None,
-    stream_seq: str | None,
-    close: bool,
-) -> AppendResult:
-    check_request(chunks, close)
+async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResult:
+    check_request(request)
     now = timezone.now()
     sql, params = rows.lock_sql(postgres=True, **where)
+    producer_id = request.producer.producer_id if request.producer else ""
     pool = await _pool()
     async with pool.connection() as conn:
-        cursor = await conn.execute(sql, [producer.producer_id if producer else "", *params])
+        cursor = await conn.execute(sql, [producer_id, *params])
         stream, state = rows.locked_row(await cursor.fetchone())
-        plan = plan_append(
-            stream,
-            state,
-            chunks=chunks,
-            content_type=content_type,
-            producer=producer,
-            stream_seq=stream_seq,
-            close=close,
-            now=now,
-        )
+        plan = plan_append(stream, state, request, now)
         if isinstance(plan, AppendResult):
             await conn.rollback()  # nothing written: release the row lock
             return plan

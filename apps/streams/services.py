@@ -20,6 +20,7 @@ from apps.projects.models import Project
 from apps.streams import inserts, notify, pg_append, rows, threads
 from apps.streams.appending import (
     AppendPlan,
+    AppendRequest,
     AppendResult,
     check_request,
     check_room,
@@ -37,6 +38,7 @@ from streamdash.core.errors import (
 from streamdash.core.runstatus import FINAL_STATUSES
 
 __all__ = [
+    "AppendRequest",
     "AppendResult",
     "ProducerClaim",
     "StreamConfig",
@@ -219,22 +221,14 @@ def chunks_append(
     named by ``stream_id`` or by ``ref``; either way it is found and locked in one query that
     also reads the producer's state (``apps.streams.rows``); the rules are
     ``appending.plan_append``. ``achunks_append`` is the async twin."""
-    check_request(chunks, close)
+    request = AppendRequest(chunks, content_type, producer, stream_seq, close)
+    check_request(request)
     now = timezone.now()
     with transaction.atomic():
         stream, state = rows.lock_for_append(
             producer_id=producer.producer_id if producer else None, **_where(stream_id, ref)
         )
-        plan = plan_append(
-            stream,
-            state,
-            chunks=chunks,
-            content_type=content_type,
-            producer=producer,
-            stream_seq=stream_seq,
-            close=close,
-            now=now,
-        )
+        plan = plan_append(stream, state, request, now)
         if isinstance(plan, AppendResult):
             return plan
         if plan.chunks:
@@ -255,36 +249,12 @@ def appends_on_loop() -> bool:
     return pg_append.available()
 
 
-async def achunks_append(
-    *,
-    chunks: list[bytes],
-    ref: StreamRef,
-    content_type: str | None = None,
-    producer: ProducerClaim | None = None,
-    stream_seq: str | None = None,
-    close: bool = False,
-) -> AppendResult:
+async def achunks_append(*, ref: StreamRef, request: AppendRequest) -> AppendResult:
     """``chunks_append`` for async callers: on PostgreSQL in two round trips on psycopg's async
     pool, with no thread (``apps.streams.pg_append``); elsewhere one hop to the write pool."""
     if pg_append.available():
-        return await pg_append.append(
-            chunks=chunks,
-            where=_where(None, ref),
-            content_type=content_type,
-            producer=producer,
-            stream_seq=stream_seq,
-            close=close,
-        )
-    return await threads.run_in(
-        "write",
-        chunks_append,
-        chunks=chunks,
-        ref=ref,
-        content_type=content_type,
-        producer=producer,
-        stream_seq=stream_seq,
-        close=close,
-    )
+        return await pg_append.append(where=_where(None, ref), request=request)
+    return await threads.run_in("write", chunks_append, ref=ref, **vars(request))
 
 
 def _where(stream_id: int | None, ref: StreamRef | None) -> dict[str, Any]:
