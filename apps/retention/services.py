@@ -3,11 +3,13 @@
 What expires: the chunks of runs whose ``expires_at`` has passed, and standalone streams whose
 ``expires_at`` (Stream-TTL / Stream-Expires-At) has passed.
 
-How: one stream at a time, ``batch_size`` chunks per transaction, oldest first. Each batch
-raises ``Stream.first_index`` past the chunks it deletes in the same transaction, so a purge
-cut off half way leaves a consistent stream whose readers get 410 with the earliest index
-still there — never a silent skip. Locks are held for one batch only (milliseconds), and the
-keyset range ``(stream, index) < (s, first_index + batch)`` walks the primary key.
+How: one stream at a time, ``batch_size`` chunks per transaction, oldest first, through
+``apps.streams.services.chunks_purge``. Each batch raises ``Stream.first_index`` past the
+chunks it deletes in the same transaction, so a purge cut off half way leaves a consistent
+stream whose readers get 410 with the earliest index still there — never a silent skip — and
+tells live readers the new floor after its commit. Locks are held for one batch only
+(milliseconds), and the keyset range
+``(s, first_index) <= (stream, index) < (s, first_index + batch)`` walks the primary key.
 
 Afterwards a purged run stays as a tombstone (status ``expired``, its streams empty with
 ``first_index == next_index``) for ``STREAMDASH_PURGE_TOMBSTONE_DAYS``: a reader asking for
@@ -15,7 +17,7 @@ a purged position gets 410 naming the earliest index, not a 404 it could mistake
 Then the tombstone goes too. Purged standalone streams are deleted at once (an expired
 standalone stream already answers 404).
 
-Runs are expired and deleted, and streams deleted, through their services
+Runs are expired and deleted, and streams deleted, through their services too
 (``apps.runs.services.runs_expire``/``runs_delete``, ``apps.streams.services.streams_delete``),
 which tell live readers after each commit: a subscriber sees the run become ``expired``, and a
 reader of a deleted stream ends with "stream not found" at once, not at the next tail check.
@@ -32,16 +34,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.runs.models import Run
 from apps.runs.services import runs_delete, runs_expire
-from apps.streams.models import Chunk, Stream
-from apps.streams.services import streams_delete
+from apps.streams.models import Stream
+from apps.streams.services import chunks_purge, streams_delete
 from streamdash.core.runstatus import RunStatus
 
 __all__ = ["PurgeReport", "purge_expired", "purge_preview"]
@@ -119,31 +120,6 @@ def purge_preview(
     )
 
 
-def _purge_batch(stream_id: int, batch_size: int) -> tuple[int, int, bool]:
-    """Delete the oldest ``batch_size`` chunks of one stream. Returns (chunks, bytes, done)."""
-    with transaction.atomic():
-        row = (
-            Stream.objects.select_for_update()
-            .filter(pk=stream_id)
-            .values_list("first_index", "next_index")
-            .first()
-        )
-        if row is None:
-            return 0, 0, True
-        first, tail = row
-        upto = min(first + batch_size, tail)
-        if upto <= first:
-            return 0, 0, True
-        doomed = Chunk.objects.filter(stream_id=stream_id, index__lt=upto)
-        size = doomed.aggregate(size=Sum(Length("data")))["size"] or 0
-        # Raise the floor first: readers see 410 for what goes, in the same commit.
-        Stream.objects.filter(pk=stream_id).update(
-            first_index=upto, byte_size=F("byte_size") - size
-        )
-        deleted, _ = doomed.delete()
-        return deleted, size, upto >= tail
-
-
 def _try_lock() -> bool:
     if connection.vendor != "postgresql":
         return True
@@ -179,17 +155,18 @@ def purge_expired(
     try:
         report = PurgeReport(dry_run=False)
         for stream_id in plan.streams:
-            done = False
-            while not done:
-                chunks, size, done = _purge_batch(stream_id, batch_size)
+            while True:
+                batch = chunks_purge(stream_id=stream_id, batch_size=batch_size)
                 report = replace(
                     report,
-                    chunks_deleted=report.chunks_deleted + chunks,
-                    bytes_freed=report.bytes_freed + size,
+                    chunks_deleted=report.chunks_deleted + batch.chunks,
+                    bytes_freed=report.bytes_freed + batch.bytes,
                     seconds=time.monotonic() - began,
                 )
-                if progress is not None and chunks:
+                if progress is not None and batch.chunks:
                     progress(report)
+                if batch.done:
+                    break
             report = replace(report, streams_purged=report.streams_purged + 1)
         # Runs and streams change through their services, which tell live readers on commit.
         expiring = list(

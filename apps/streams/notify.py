@@ -114,10 +114,17 @@ def stream_appended(
     )
 
 
-def stream_changed(*, stream_id: int, next_index: int, closed: bool) -> None:
+def stream_changed(*, stream_id: int, first_index: int, next_index: int, closed: bool) -> None:
+    """The stream's whole tail (as ``StreamTail``): created, or its floor raised by a purge."""
     _send(
         stream_group(stream_id),
-        {"type": "stream.changed", "stream": stream_id, "end": next_index, "closed": closed},
+        {
+            "type": "stream.changed",
+            "stream": stream_id,
+            "first": first_index,
+            "end": next_index,
+            "closed": closed,
+        },
     )
 
 

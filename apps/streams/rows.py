@@ -1,4 +1,5 @@
-"""The append's own statements, in SQL: lock the stream (with its producer's state) and save.
+"""The write path's own statements, in SQL: the append's lock of the stream (with its
+producer's state) and its save, and the purge's batch.
 
 Why not the ORM on this path: measured here (PostgreSQL 15, Django 5.2), building an ORM query
 costs about 1 ms of CPU, several times the query itself, and an append ran four of them. These
@@ -17,12 +18,14 @@ from typing import Any
 
 from django.db import connection, models
 
-from apps.streams.models import Producer, Stream, StreamDefinition
+from apps.streams.models import Chunk, Producer, Stream, StreamDefinition
+from apps.streams.records import StreamTail
 from apps.streams.schemas import schema_text
 from streamdash.core.clock import aware_datetime
 from streamdash.core.runstatus import FINAL_STATUSES
 
 _S = Stream._meta.db_table
+_C = Chunk._meta.db_table
 _P = Producer._meta.db_table
 _D = StreamDefinition._meta.db_table
 # The runs table, named through the stream's foreign key: runs sit above streams.
@@ -203,7 +206,7 @@ _CONVERTERS: list[Callable[[Any], Any] | None] = [
 ]
 _STREAM_SQL = (
     "SELECT " + ", ".join(f's."{c}"' for c in _STREAM_COLUMNS) + f' FROM "{_S}" s WHERE '
-    's.project_id = %s AND s.key = %s AND '
+    "s.project_id = %s AND s.key = %s AND "
 )
 
 
@@ -226,3 +229,51 @@ def stream_by_name(*, project_id: int, run_id: str | None, key: str) -> Stream |
         for convert, value in zip(_CONVERTERS, row, strict=True)
     ]
     return Stream.from_db(connection.alias, _STREAM_COLUMNS, values)
+
+
+def lock_tail(stream_id: int) -> StreamTail | None:
+    """Lock a stream row for this transaction and read its floor, tail and closed flag."""
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT first_index, next_index, closed FROM "{_S}" WHERE id = %s{lock}', [stream_id]
+        )
+        row = cursor.fetchone()
+    return StreamTail(stream_id, row[0], row[1], bool(row[2])) if row is not None else None
+
+
+def purge_range(*, stream_id: int, start: int, end: int) -> tuple[int, int]:
+    """Delete a locked stream's chunks ``start <= index < end`` and raise its floor to ``end``;
+    returns how many chunks went and their bytes.
+
+    The range is a row comparison on the primary key ``(stream_id, index)``. Written as
+    ``stream_id = s AND index < e`` (the ORM's form), PostgreSQL 15 took the index on
+    ``stream_id`` alone for a freshly filled table and read every chunk left in the stream for
+    each batch: 15 ms for a batch of 1,000 with 30,000 left, 2 ms as a key range. The sizes
+    come back from the ``DELETE`` itself (an aggregate before it read the range twice), and on
+    PostgreSQL the stream's update rides along in one statement. Measured with 50,000-chunk
+    streams of 100 bytes against the ORM batch before it: 30k -> 61k chunks/s in batches of
+    1,000; with 200,000-chunk streams in batches of 20,000, 152k -> 237k chunks/s."""
+    delete = (
+        f'DELETE FROM "{_C}" WHERE (stream_id, "index") >= (%s, %s) '
+        'AND (stream_id, "index") < (%s, %s) RETURNING LENGTH(data)'
+    )
+    params: list[int] = [stream_id, start, stream_id, end]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH gone(size) AS ({delete}), "
+                "freed AS (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS size FROM gone) "
+                f'UPDATE "{_S}" SET first_index = %s, byte_size = byte_size - freed.size '
+                "FROM freed WHERE id = %s RETURNING freed.n, freed.size",
+                [*params, end, stream_id],
+            )
+            row = cursor.fetchone()
+            return (int(row[0]), int(row[1])) if row is not None else (0, 0)
+        cursor.execute(delete, params)
+        freed = [size for (size,) in cursor.fetchall()]
+        cursor.execute(
+            f'UPDATE "{_S}" SET first_index = %s, byte_size = byte_size - %s WHERE id = %s',
+            [end, sum(freed), stream_id],
+        )
+    return len(freed), sum(freed)

@@ -3,7 +3,8 @@
 One transaction per request: lock the stream row, check the producer, take dense indices, insert
 the whole batch in one statement, bump the counters, save the producer, commit. Readers are told
 only after the commit (``transaction.on_commit``), so an acknowledgement always means durable
-and a reader never sees an index that could still roll back.
+and a reader never sees an index that could still roll back. Retention's purge of old chunks
+(``chunks_purge``) goes through here too, for the same reasons.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ __all__ = [
     "AppendRequest",
     "AppendResult",
     "ProducerClaim",
+    "PurgedChunks",
     "StreamConfig",
     "StreamRef",
     "achunks_append",
     "appends_on_loop",
     "chunks_append",
+    "chunks_purge",
     "stream_close",
     "stream_create",
     "stream_delete",
@@ -148,7 +151,10 @@ def stream_create(
                 stream.save(update_fields=["next_index", "byte_size", "updated_at"])
             transaction.on_commit(
                 lambda: notify.stream_changed(
-                    stream_id=stream.pk, next_index=stream.next_index, closed=stream.closed
+                    stream_id=stream.pk,
+                    first_index=stream.first_index,
+                    next_index=stream.next_index,
+                    closed=stream.closed,
                 )
             )
             if run_id is not None and run_status is not None:
@@ -271,6 +277,44 @@ def _tell_readers(plan: AppendPlan) -> None:
         closed=plan.stream.closed,
         chunks=plan.inline,
     )
+
+
+@dataclass(frozen=True)
+class PurgedChunks:
+    chunks: int
+    bytes: int
+    done: bool  # nothing is left below the purge point
+
+
+def chunks_purge(
+    *, stream_id: int, batch_size: int, before_index: int | None = None
+) -> PurgedChunks:
+    """Delete a stream's oldest chunks below ``before_index`` (all of them when None), at most
+    ``batch_size`` in one short transaction; retention calls it until ``done``. The floor
+    (``first_index``) rises past them in the same commit, so a cut-off purge leaves readers a
+    410 naming the earliest index, never a silent skip. Live readers are told after the commit
+    (``stream.changed`` with the new floor, ``first``), so that one below it gets the 410 at
+    once; without it, it finds nothing to read and waits for the hub's next tail check. (The
+    hub acts on ``first`` once its ``_on_changed`` compares it: tests/retention/test_purge.py
+    ``test_purge_gives_a_reader_below_it_410_at_once`` is marked xfail until then.)"""
+    with transaction.atomic():
+        tail = rows.lock_tail(stream_id)
+        if tail is None:
+            return PurgedChunks(0, 0, True)
+        end = tail.next_index if before_index is None else min(before_index, tail.next_index)
+        upto = min(tail.first_index + batch_size, end)
+        if upto <= tail.first_index:
+            return PurgedChunks(0, 0, True)
+        deleted, size = rows.purge_range(stream_id=stream_id, start=tail.first_index, end=upto)
+        transaction.on_commit(
+            lambda: notify.stream_changed(
+                stream_id=stream_id,
+                first_index=upto,
+                next_index=tail.next_index,
+                closed=tail.closed,
+            )
+        )
+    return PurgedChunks(deleted, size, upto >= end)
 
 
 def stream_close(*, stream_id: int) -> AppendResult:

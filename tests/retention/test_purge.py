@@ -30,7 +30,7 @@ from apps.streams.hub import get_hub
 from apps.streams.live import follow
 from apps.streams.models import Chunk, Producer, Stream
 from apps.streams.notify import stream_group
-from streamdash.core.errors import StreamNotFound
+from streamdash.core.errors import Gone, StreamNotFound
 from streamdash.core.runstatus import RunStatus
 from tests.factories import make_project, make_stream
 
@@ -270,6 +270,37 @@ async def test_purge_of_a_tombstone_tells_its_readers(slow_tail_check, settings)
         assert state.snapshot is None  # the run is gone: its subscribers end
     message = await asyncio.wait_for(layer.receive(channel), 5)
     assert message == {"type": "stream.deleted", "stream": stream.pk}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the purge sends stream.changed with the new floor ('first'), but the hub's "
+    "_on_changed (apps/streams/hub.py) refreshes only when 'end' or 'closed' move: it must "
+    "also refresh when 'first' rises. Drop this mark with that change.",
+)
+@pytest.mark.django_db(transaction=True)
+async def test_purge_gives_a_reader_below_it_410_at_once(slow_tail_check) -> None:
+    """A reader left below the purge point (here: between two of its pages) ends with 410 and
+    the earliest index as soon as the purge commits, not at the hub's next tail check."""
+    project, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(finished_run)(project, 10)
+    stream = await sync_to_async(Stream.objects.get)(run=run)
+    reader = follow(stream.pk, 0, page=2)
+    try:
+        batch = await anext(reader)
+        assert batch is not None
+        assert [c.index for c in batch.chunks] == [0, 1]
+        await sync_to_async(purge_expired)(now=timezone.now() + LATER)
+
+        async def read_on() -> None:
+            async for _ in reader:
+                pass
+
+        with pytest.raises(Gone) as gone:
+            await asyncio.wait_for(read_on(), 5)
+        assert gone.value.facts["earliest_index"] == 10
+    finally:
+        await reader.aclose()
 
 
 # --- admin --------------------------------------------------------------------------------
