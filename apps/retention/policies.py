@@ -1,21 +1,22 @@
 """Changing retention: a run's ``expires_at`` is the source of truth the purge reads; it is set
-when the run ends (``apps.runs.expiry``) and re-computed here when a policy changes."""
+when the run ends (``apps.runs.expiry``) and re-computed here when a policy changes. The runs
+change through ``apps.runs.services.runs_set_expiry``, which writes in batches and tells each
+run's subscribers after each commit."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, Q
+from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.runs.expiry import retention_days_for
 from apps.runs.models import Run
+from apps.runs.services import runs_set_expiry
 from streamdash.core.runstatus import FINAL_STATUSES, RunStatus
 
 __all__ = ["policy_apply", "retention_expire_now", "retention_extend"]
-
-_BATCH = 500
 
 
 def _kept_runs(projects: list[Project]) -> list[str]:
@@ -24,10 +25,6 @@ def _kept_runs(projects: list[Project]) -> list[str]:
     return list(
         Run.objects.filter(project__in=projects, status__in=final).values_list("pk", flat=True)
     )
-
-
-def _in_batches(ids: list[str]) -> list[list[str]]:
-    return [ids[i : i + _BATCH] for i in range(0, len(ids), _BATCH)]
 
 
 def policy_apply(*, project: Project, task_id: str | None = None) -> int:
@@ -40,9 +37,10 @@ def policy_apply(*, project: Project, task_id: str | None = None) -> int:
     changed = 0
     for task in runs.values_list("task_id", flat=True).distinct():
         days = dt.timedelta(days=retention_days_for(project=project, task_id=task))
-        ids = list(runs.filter(task_id=task).values_list("pk", flat=True))
-        for batch in _in_batches(ids):
-            changed += Run.objects.filter(pk__in=batch).update(expires_at=F("finished_at") + days)
+        changed += runs_set_expiry(
+            run_ids=runs.filter(task_id=task).values_list("pk", flat=True),
+            expires_at=F("finished_at") + days,
+        )
     return changed
 
 
@@ -50,20 +48,14 @@ def retention_extend(*, projects: list[Project], days: int) -> int:
     """Keep the projects' finished runs ``days`` longer (counted from now if already due)."""
     now = timezone.now()
     extra = dt.timedelta(days=days)
-    changed = 0
-    for batch in _in_batches(_kept_runs(projects)):
-        runs = Run.objects.filter(pk__in=batch)
-        changed += runs.filter(expires_at__gte=now).update(expires_at=F("expires_at") + extra)
-        changed += runs.filter(Q(expires_at__lt=now) | Q(expires_at__isnull=True)).update(
-            expires_at=now + extra
-        )
-    return changed
+    later = Case(
+        When(expires_at__gte=now, then=F("expires_at") + extra),
+        default=Value(now + extra),  # already due, or never set
+        output_field=DateTimeField(),
+    )
+    return runs_set_expiry(run_ids=_kept_runs(projects), expires_at=later)
 
 
 def retention_expire_now(*, projects: list[Project]) -> int:
     """Make the projects' finished runs due for purge now. Returns how many."""
-    now = timezone.now()
-    return sum(
-        Run.objects.filter(pk__in=batch).update(expires_at=now)
-        for batch in _in_batches(_kept_runs(projects))
-    )
+    return runs_set_expiry(run_ids=_kept_runs(projects), expires_at=timezone.now())

@@ -48,7 +48,6 @@ from streamdash.core.runstatus import RunStatus
 __all__ = ["PurgeReport", "purge_expired", "purge_preview"]
 
 _ADVISORY_LOCK = 0x5D_9E_7E_01  # "streamdash purge"
-_BATCH = 200  # runs per transaction when expiring and deleting them
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,6 @@ def _due_streams(now: dt.datetime, projects: Iterable[Project] | None) -> QueryS
     if projects is not None:
         streams = streams.filter(project__in=list(projects))
     return streams
-
-
-def _batches(ids: list[str]) -> list[list[str]]:
-    return [ids[i : i + _BATCH] for i in range(0, len(ids), _BATCH)]
 
 
 def _tombstones(now: dt.datetime, projects: Iterable[Project] | None) -> QuerySet[Run]:
@@ -168,21 +163,19 @@ def purge_expired(
                 if batch.done:
                     break
             report = replace(report, streams_purged=report.streams_purged + 1)
-        # Runs and streams change through their services, which tell live readers on commit.
-        expiring = list(
-            _expired_runs(now, projects)
+        # Runs and streams change through their services, in batches of runs, and tell live
+        # readers after each commit.
+        runs_expired = runs_expire(
+            run_ids=_expired_runs(now, projects)
             .exclude(status=RunStatus.EXPIRED)
             .values_list("pk", flat=True)
         )
-        runs_expired = sum(runs_expire(run_ids=ids) for ids in _batches(expiring))
         # Emptied standalone streams go at once; their producers go with them.
         emptied = Stream.objects.filter(
             pk__in=plan.streams, run__isnull=True, first_index=F("next_index")
         )
         streams_delete(stream_ids=emptied.values_list("pk", flat=True))
-        runs_deleted = 0
-        while ids := list(_tombstones(now, projects).values_list("pk", flat=True)[:_BATCH]):
-            runs_deleted += runs_delete(run_ids=ids)
+        runs_deleted = runs_delete(run_ids=_tombstones(now, projects).values_list("pk", flat=True))
         report = replace(
             report,
             runs_expired=runs_expired,

@@ -1,13 +1,16 @@
-"""Run lifecycle: create, update, claim, and retention's expire and delete. Reaching a final
-status closes the run's streams. Every change tells the run's live readers after the commit."""
+"""Run lifecycle: create, update, claim, and retention's expiry changes, expire and delete.
+Reaching a final status closes the run's streams. Every change tells the run's live readers
+after the commit."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from apps.projects.models import Project
@@ -135,39 +138,89 @@ def run_claim(*, project: Project, task_ids: list[str], worker: str) -> Run | No
     return run
 
 
-def runs_expire(*, run_ids: Sequence[str]) -> int:
-    """Mark runs ``expired`` once retention has purged their chunks (runs already expired are
-    left alone). Their subscribers and the dashboard hear of it after the commit, as of any
-    other change. Returns how many runs changed."""
-    with transaction.atomic():
-        ids = list(
-            Run.objects.select_for_update()
-            .filter(pk__in=list(run_ids))
-            .exclude(status=RunStatus.EXPIRED)
-            .values_list("pk", flat=True)
+# Runs a transaction for retention's bulk changes: row locks held for milliseconds, and
+# subscribers told batch by batch rather than after one long transaction.
+_BATCH = 200
+
+RunChange = tuple[str, str]  # (run id, status): what a run's subscribers are told
+
+
+def _write_in_batches(run_ids: Iterable[str], write: Callable[[list[str]], list[RunChange]]) -> int:
+    """Apply ``write`` to the runs ``_BATCH`` at a time, each batch in a transaction of its
+    own; the runs it changed are told after that commit. Returns how many runs changed."""
+    ids = list(run_ids)
+    changed = 0
+    for start in range(0, len(ids), _BATCH):
+        with transaction.atomic():
+            runs = write(ids[start : start + _BATCH])
+            # Bound now, not looked up at commit: under an outer transaction every batch's
+            # callback runs after the loop.
+            transaction.on_commit(functools.partial(_notify_runs, runs))
+        changed += len(runs)
+    return changed
+
+
+def _lock_unexpired(run_ids: list[str]) -> list[RunChange]:
+    return list(
+        Run.objects.select_for_update()
+        .filter(pk__in=run_ids)
+        .exclude(status=RunStatus.EXPIRED)
+        .values_list("pk", "status")
+    )
+
+
+def runs_set_expiry(*, run_ids: Iterable[str], expires_at: dt.datetime | Combinable) -> int:
+    """Set when runs expire (retention's policy change, "extend", "expire now"): a time, or an
+    expression over each run's row (``F("finished_at") + days``). Runs already expired are left
+    alone: their chunks are gone, and their ``expires_at`` only times the tombstone.
+
+    Subscribers are told after each commit, as of any other change: the run JSON that
+    ``/subscribe`` sends and the dashboard's run page both show ``expires_at``, and a run made
+    due by "expire now" should say so there at once. (``updated_at`` moves too, so the hub's
+    re-check of watched runs would catch a lost notification.) Returns how many changed."""
+
+    def write(batch: list[str]) -> list[RunChange]:
+        runs = _lock_unexpired(batch)
+        Run.objects.filter(pk__in=[pk for pk, _ in runs]).update(
+            expires_at=expires_at, updated_at=timezone.now()
         )
+        return runs
+
+    return _write_in_batches(run_ids, write)
+
+
+def runs_expire(*, run_ids: Iterable[str]) -> int:
+    """Mark runs ``expired`` once retention has purged their chunks (runs already expired are
+    left alone). Their subscribers and the dashboard hear of it after each commit, as of any
+    other change. Returns how many runs changed."""
+
+    def write(batch: list[str]) -> list[RunChange]:
+        ids = [pk for pk, _ in _lock_unexpired(batch)]
         # ``updated_at`` moves too: the hub's re-check of watched runs compares it.
         Run.objects.filter(pk__in=ids).update(status=RunStatus.EXPIRED, updated_at=timezone.now())
-        transaction.on_commit(lambda: _notify_runs([(pk, RunStatus.EXPIRED) for pk in ids]))
-    return len(ids)
+        return [(pk, RunStatus.EXPIRED) for pk in ids]
+
+    return _write_in_batches(run_ids, write)
 
 
-def runs_delete(*, run_ids: Sequence[str]) -> int:
-    """Delete runs and their streams (retention's tombstones). After the commit each stream's
+def runs_delete(*, run_ids: Iterable[str]) -> int:
+    """Delete runs and their streams (retention's tombstones). After each commit each stream's
     live readers get ``stream.deleted`` and each run's subscribers a last ``run.changed``,
     after which the run is gone. Returns how many runs were deleted."""
-    with transaction.atomic():
+
+    def write(batch: list[str]) -> list[RunChange]:
         runs = list(
-            Run.objects.select_for_update().filter(pk__in=list(run_ids)).values_list("pk", "status")
+            Run.objects.select_for_update().filter(pk__in=batch).values_list("pk", "status")
         )
         ids = [pk for pk, _ in runs]
         streams = Stream.objects.filter(run_id__in=ids).values_list("pk", flat=True)
         streams_delete(stream_ids=streams)
         Run.objects.filter(pk__in=ids).delete()
-        transaction.on_commit(lambda: _notify_runs(runs))
-    return len(runs)
+        return runs
+
+    return _write_in_batches(run_ids, write)
 
 
-def _notify_runs(changes: list[tuple[str, str]]) -> None:
+def _notify_runs(changes: list[RunChange]) -> None:
     for run_id, status in changes:
         notify.run_changed(run_id=run_id, status=status)

@@ -20,7 +20,7 @@ from apps.api.subscribe_views import RUN_VIEWS
 from apps.projects.models import Project
 from apps.retention import scheduler
 from apps.retention.models import TaskRetentionPolicy
-from apps.retention.policies import policy_apply
+from apps.retention.policies import policy_apply, retention_expire_now, retention_extend
 from apps.retention.services import purge_expired, purge_preview
 from apps.runs.expiry import retention_days_for
 from apps.runs.models import Run
@@ -75,6 +75,16 @@ def test_policy_apply_recomputes_expiry_of_finished_runs(project: Project) -> No
     assert policy_apply(project=project, task_id="t") == 1
     run.refresh_from_db()
     assert run.expires_at == run.finished_at + dt.timedelta(days=3)
+
+
+def test_extend_counts_from_now_for_runs_already_due(project: Project) -> None:
+    due, later = finished_run(project, chunks=1), finished_run(project, chunks=1, key="b")
+    past = timezone.now() - dt.timedelta(days=1)
+    Run.objects.filter(pk=due.pk).update(expires_at=past)
+    before = timezone.now()
+    assert retention_extend(projects=[project], days=10) == 2
+    assert Run.objects.get(pk=due.pk).expires_at >= before + dt.timedelta(days=10)
+    assert Run.objects.get(pk=later.pk).expires_at == later.expires_at + dt.timedelta(days=10)
 
 
 def test_expires_at_is_in_the_api(api: Client, project: Project) -> None:
@@ -249,6 +259,23 @@ async def test_purge_tells_run_subscribers_the_run_expired(slow_tail_check) -> N
         await sync_to_async(purge_expired)(now=timezone.now() + LATER)
         await asyncio.wait_for(state.changed(version), 5)
         assert b'"status": "expired"' in state.snapshot.event
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_expire_now_tells_run_subscribers_the_new_expiry(slow_tail_check) -> None:
+    """The run JSON of /subscribe (and the dashboard's run page) shows expires_at."""
+    project, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(finished_run)(project, 1)
+    async with get_hub().watch_run(run.id, RUN_VIEWS) as state:
+        version = state.version
+        assert await sync_to_async(retention_expire_now)(projects=[project]) == 1
+        await asyncio.wait_for(state.changed(version), 5)
+        assert state.snapshot is not None
+        expires_at = await sync_to_async(Run.objects.values_list("expires_at", flat=True).get)(
+            pk=run.pk
+        )
+        assert expires_at <= timezone.now()
+        assert expires_at.isoformat().replace("+00:00", "Z").encode() in state.snapshot.event
 
 
 @pytest.mark.django_db(transaction=True)
