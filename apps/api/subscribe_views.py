@@ -6,6 +6,12 @@ Every chunk event's ``id`` is the positions of all streams so far (``key=next_in
 reconnecting ``EventSource`` resumes with Last-Event-ID and gets each chunk exactly once. The
 connection ends once the run is final and every stream has been delivered to its close.
 
+If one stream cannot be read on (deleted, or purged by retention under its position), the
+connection ends with an ``error`` event in the JSON error shape, naming the ``stream``: for a
+purge the ``gone`` error with ``earliest_index``, from which the client may resume that stream.
+The event has no id: a reconnect with Last-Event-ID alone gets the error again rather than
+skipping the purged chunks silently.
+
 The run is followed through the process's hub like every other live read
 (``apps.streams.run_watch``): a run change costs one load of the run and its streams per
 process, where it cost one per connection (N loads and N group subscriptions for N
@@ -37,7 +43,7 @@ from apps.streams import hub, threads
 from apps.streams.live import LiveBatch, follow
 from apps.streams.run_watch import RunGone, RunSource, RunState
 from streamdash.core.content import chunk_object
-from streamdash.core.errors import BadRequest, Unauthorized
+from streamdash.core.errors import BadRequest, DomainError, Unauthorized
 
 _POSITION_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}=\d{1,19}$")
 
@@ -136,14 +142,23 @@ async def _events(
 async def _follow_run(
     watch: RunState[RunView], positions: dict[str, int], deadline: float | None, key_id: int | None
 ) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[tuple[str, str, LiveBatch | None]] = asyncio.Queue(maxsize=64)
+    queue: asyncio.Queue[tuple[str, str, LiveBatch | DomainError | None]] = asyncio.Queue(
+        maxsize=64
+    )
     pumps: dict[str, asyncio.Task[None]] = {}
 
     async def pump_stream(stream: StreamInfo) -> None:
         start = positions.get(stream.key, stream.first_index)
-        async for batch in follow(stream.pk, start, heartbeat=3600, key_id=key_id):
-            if batch is not None and (batch.chunks or batch.closed):
-                await queue.put(("chunks", stream.key, batch))
+        try:
+            async for batch in follow(stream.pk, start, heartbeat=3600, key_id=key_id):
+                if batch is not None and (batch.chunks or batch.closed):
+                    await queue.put(("chunks", stream.key, batch))
+        except DomainError as exc:
+            # Not lost with the task: the subscription would wait for this stream until the
+            # run went. The client learns which stream and why, and resumes.
+            exc.facts.setdefault("stream", stream.key)
+            await queue.put(("error", stream.key, exc))
+            return
         await queue.put(("done", stream.key, None))
 
     async def pump_run(version: int) -> None:
@@ -199,7 +214,11 @@ async def _follow_run(
                 if kind == "done":
                     finished.add(key)
                     continue
-                assert batch is not None
+                if kind == "error":
+                    assert isinstance(batch, DomainError)
+                    yield b"event: error\ndata:" + error_json(batch).encode() + b"\n\n"
+                    return
+                assert isinstance(batch, LiveBatch)
                 frames = []
                 for record in batch.chunks:
                     positions[key] = record.index + 1
