@@ -286,7 +286,10 @@ class Hub:
     def _on_changed(self, message: dict[str, Any]) -> None:
         state = self.states.get(message["stream"])
         if state is not None and (
-            message["end"] > state.next_index or message["closed"] != state.closed
+            message["end"] > state.next_index
+            or message["closed"] != state.closed
+            # A purge raised the floor: readers below it must get their 410 now.
+            or message.get("first", state.first_index) > state.first_index
         ):
             self._spawn(self._refresh(state, None))
 

@@ -299,12 +299,6 @@ async def test_purge_of_a_tombstone_tells_its_readers(slow_tail_check, settings)
     assert message == {"type": "stream.deleted", "stream": stream.pk}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the purge sends stream.changed with the new floor ('first'), but the hub's "
-    "_on_changed (apps/streams/hub.py) refreshes only when 'end' or 'closed' move: it must "
-    "also refresh when 'first' rises. Drop this mark with that change.",
-)
 @pytest.mark.django_db(transaction=True)
 async def test_purge_gives_a_reader_below_it_410_at_once(slow_tail_check) -> None:
     """A reader left below the purge point (here: between two of its pages) ends with 410 and
