@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
+from apps.api.ratelimit import rate_key
 from apps.projects.access import bearer_credential
 
 
@@ -45,6 +46,15 @@ class StreamRequest:
     # True when the database may be reached on the shared pools (a real server); False for
     # Django's test client, whose test transaction lives on the calling thread's connection.
     pooled: bool = True
+
+    @property
+    def reader_key(self) -> str:
+        """Who is reading, for the cap on live reads: the credential, else the address."""
+        return rate_key(
+            authorization=self.headers.get("Authorization") or "",
+            token=self.query_value("token"),
+            client=self.client,
+        )
 
     def query_value(self, name: str) -> str | None:
         values = self.query.get(name)

@@ -1,13 +1,15 @@
 """The lean path: an ASGI app in front of Django that serves the stream URLs itself.
 
 Stream traffic (Durable Streams ``/ds/v1/stream/…`` and ``/api/v1/runs/<run>/streams/<key>``:
-appends, reads, HEAD, SSE, long-poll) is what a streams server does all day, and Django's
-request cycle was most of its cost. Measured in process (the ASGI app called directly,
-PostgreSQL, ``DEBUG=0``), before: HEAD 6.0 ms of CPU, one-chunk append 5.7 ms, catch-up GET of
-20 chunks 12.0 ms, a 404 8.5 ms — of which the database work was under 1 ms each. Here a request
-is parsed from the ASGI scope, matched against the URLconf's own patterns for these routes,
-handed to ``live_views.dispatch`` (the same code the Django views run) and sent back; no
-``HttpRequest``, no middleware chain, no URL resolver, no per-request thread context.
+appends, reads, HEAD, SSE, long-poll; and ``/api/v1/runs/<run>/subscribe``) is what a streams
+server does all day, and Django's request cycle was most of its cost. Measured in process (the
+ASGI app called directly, PostgreSQL, ``DEBUG=0``), before: HEAD 6.0 ms of CPU, one-chunk
+append 5.7 ms, catch-up GET of 20 chunks 12.0 ms, a 404 8.5 ms — of which the database work was
+under 1 ms each. In process after it: HEAD 0.8 ms, catch-up GET of 20 chunks 7.0 ms (with the
+raw-SQL reads). Here a request is parsed from the ASGI scope, matched against the URLconf's own
+patterns for these routes, handed to ``live_views.dispatch`` or ``subscribe_run`` (the same
+code the Django views run) and sent back; no ``HttpRequest``, no middleware chain, no URL
+resolver, no per-request thread context.
 
 What Django's middleware did for these URLs is done here, once each: CORS (preflight and
 headers), ``nosniff``, the sandbox CSP, CORP and HSTS (``middleware.api_headers``), the write
@@ -32,6 +34,7 @@ from apps.api.exchange import Headers, StreamRequest, StreamResponse
 from apps.api.live_views import Resolve, dispatch, error_stream_response
 from apps.api.middleware import PREFLIGHT_HEADERS, api_headers
 from apps.api.ratelimit import rate_key, write_limited
+from apps.api.subscribe_views import subscribe_run
 from apps.api.targets import run_target, standalone_target
 from streamdash.core.errors import InternalError
 
@@ -42,13 +45,21 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# The routes served here, by URL name, with how each names its stream.
-_TARGETS: dict[str, Callable[[dict[str, Any]], Resolve]] = {
-    "ds-stream": lambda kw: lambda req: standalone_target(req, kw["name"]),
-    "api-run-stream": lambda kw: lambda req: run_target(req, kw["run_id"], kw["key"]),
+Handler = Callable[[StreamRequest], Awaitable[StreamResponse]]
+
+
+def _stream(resolve: Resolve) -> Handler:
+    return lambda request: dispatch(request, resolve)
+
+
+# The routes served here, by URL name: each turns the URL's parameters into its handler.
+_HANDLERS: dict[str, Callable[[dict[str, Any]], Handler]] = {
+    "ds-stream": lambda kw: _stream(lambda req: standalone_target(req, kw["name"])),
+    "api-run-stream": lambda kw: _stream(lambda req: run_target(req, kw["run_id"], kw["key"])),
+    "api-subscribe": lambda kw: lambda req: subscribe_run(req, kw["run_id"]),
 }
-_ROUTES: list[tuple[URLPattern, Callable[[dict[str, Any]], Resolve]]] = [
-    (p, _TARGETS[p.name]) for p in urls.urlpatterns if p.name in _TARGETS
+_ROUTES: list[tuple[URLPattern, Callable[[dict[str, Any]], Handler]]] = [
+    (p, _HANDLERS[p.name]) for p in urls.urlpatterns if p.name in _HANDLERS
 ]
 
 
@@ -63,11 +74,11 @@ def route_path(scope: Scope) -> str:
     return path if path.startswith("/") else "/" + path
 
 
-def _match(path: str) -> Resolve | None:
-    for pattern, target in _ROUTES:
+def _match(path: str) -> Handler | None:
+    for pattern, handler in _ROUTES:
         matched = pattern.pattern.match(path[1:])
         if matched is not None:
-            return target(matched[2])
+            return handler(matched[2])
     return None
 
 
@@ -108,8 +119,8 @@ class LeanStreams:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        resolve = _match(route_path(scope)) if scope["type"] == "http" else None
-        if resolve is None:
+        handler = _match(route_path(scope)) if scope["type"] == "http" else None
+        if handler is None:
             await self.app(scope, receive, send)
             return
         secure = scope.get("scheme") == "https"
@@ -133,7 +144,7 @@ class LeanStreams:
             return
         request.body = body
         try:
-            response = await dispatch(request, resolve)
+            response = await handler(request)
         except Exception:
             logger.exception("stream request failed: %s %s", scope["method"], scope["path"])
             response = error_stream_response(InternalError())

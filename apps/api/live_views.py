@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.api import protocol, sse, stream_views
 from apps.api.errors import error_json, error_response
 from apps.api.exchange import StreamRequest, StreamResponse, from_django, to_django
-from apps.api.ratelimit import live_reads, rate_key
+from apps.api.ratelimit import live_reads
 from apps.api.targets import Target, run_target, standalone_target
 from apps.projects import credentials
 from apps.streams import services, threads
@@ -114,7 +114,7 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
         key_id = target.principal.key_id
-        release = live_reads.acquire(_reader_key(request))
+        release = live_reads.acquire(request.reader_key)
         if read_request.live == "sse":
             response = _sse_response(stream, start, read_request, limit, key_id)
             response.closers.append(release)
@@ -125,15 +125,6 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             release()
     except DomainError as exc:
         return error_stream_response(exc)
-
-
-def _reader_key(request: StreamRequest) -> str:
-    """Who is reading, for the cap on live reads: the credential, else the address."""
-    return rate_key(
-        authorization=request.headers.get("Authorization") or "",
-        token=request.query_value("token"),
-        client=request.client,
-    )
 
 
 async def _resolve_on_loop(request: StreamRequest, resolve: Resolve) -> Target:

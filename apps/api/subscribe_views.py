@@ -30,20 +30,22 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from apps.api.errors import async_api_errors, error_json
-from apps.api.ratelimit import live_reads, rate_key
+from apps.api.errors import error_json
+from apps.api.exchange import StreamRequest, StreamResponse, from_django, to_django
+from apps.api.live_views import error_stream_response
+from apps.api.ratelimit import live_reads
 from apps.api.serializers import run_dict
-from apps.projects.access import authenticate
+from apps.projects.access import authenticate_credential
 from apps.projects.credentials import is_revoked
 from apps.runs import selectors, services
 from apps.streams import hub, threads
 from apps.streams.live import LiveBatch, follow
 from apps.streams.run_watch import RunGone, RunSource, RunState
 from streamdash.core.content import chunk_object
-from streamdash.core.errors import BadRequest, DomainError, Unauthorized
+from streamdash.core.errors import BadRequest, DomainError, MethodNotAllowed, Unauthorized
 
 _POSITION_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}=\d{1,19}$")
 
@@ -99,33 +101,39 @@ _REVOKED = Unauthorized("The API key was revoked.")
 
 
 @require_GET
-@async_api_errors
 async def subscribe(request: HttpRequest, run_id: str) -> HttpResponseBase:
-    # The read pool, not sync_to_async: no thread per live connection (apps.streams.threads).
-    principal = await threads.run_in("read", authenticate, request)
-    principal.require("read", run_id=run_id)
-    await threads.run_in("read", services.run_get, project=principal.project, run_id=run_id)
-    positions = parse_positions(
-        request.headers.get("Last-Event-ID") or request.GET.get("positions")
-    )
+    """The Django view of this URL (the test client); a real server serves it in the lean
+    path (``apps.api.lean``), through the same ``subscribe_run``."""
+    return to_django(await subscribe_run(from_django(request, b""), run_id))
+
+
+async def subscribe_run(request: StreamRequest, run_id: str) -> StreamResponse:
+    try:
+        if request.method != "GET":
+            raise MethodNotAllowed("Subscribe with GET.", headers={"Allow": "GET"})
+        # The read pool, not sync_to_async: no thread per live connection.
+        pool = "read" if request.pooled else "caller"
+        principal = await threads.run_in(pool, authenticate_credential, request.credential)
+        principal.require("read", run_id=run_id)
+        await threads.run_in(pool, services.run_get, project=principal.project, run_id=run_id)
+        positions = parse_positions(
+            request.headers.get("Last-Event-ID") or request.query_value("positions")
+        )
+        release = live_reads.acquire(request.reader_key)
+    except DomainError as exc:
+        return error_stream_response(exc)
     # A token's read ends with the token; the client reconnects with a fresh one.
     deadline = principal.expires_at.timestamp() if principal.expires_at is not None else None
-    release = live_reads.acquire(
-        rate_key(
-            authorization=request.headers.get("Authorization", ""),
-            token=request.GET.get("token"),
-            client=str(request.META.get("REMOTE_ADDR", "")),
-        )
+    return StreamResponse(
+        200,
+        {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache, no-store",
+            "X-Accel-Buffering": "no",
+        },
+        stream=_events(run_id, positions, deadline, principal.key_id),
+        closers=[release],
     )
-    response = StreamingHttpResponse(
-        _events(run_id, positions, deadline, principal.key_id),
-        content_type="text/event-stream",
-    )
-    response["Cache-Control"] = "no-cache, no-store"
-    response["X-Accel-Buffering"] = "no"
-    # The live read's lease ends with the response (Django calls its resource closers).
-    response._resource_closers.append(release)  # type: ignore[attr-defined]
-    return response
 
 
 async def _events(

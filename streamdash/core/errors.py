@@ -104,6 +104,11 @@ class Gone(DomainError):
     status = 410
 
 
+class MethodNotAllowed(DomainError):
+    code = "method_not_allowed"
+    status = 405
+
+
 class TooLarge(DomainError):
     code = "too_large"
     status = 413
