@@ -40,6 +40,20 @@ def _history(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     return history.run(options["chunks"], options["repeat"], command.stdout.write)
 
 
+def _latency(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
+    from apps.bench import latency
+
+    return latency.run(
+        latency.Options(
+            rates=tuple(int(r) for r in options["rates"].split(",")),
+            seconds=options["seconds"] or 5.0,
+            workers=options["workers"],
+            reference=options["reference"],
+        ),
+        command.stdout.write,
+    )
+
+
 def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
     from apps.bench.purge import bench_purge
 
@@ -87,6 +101,7 @@ SCENARIOS: dict[str, Runner] = {
     "big": _big,
     "fanout": _fanout,
     "history": _history,
+    "latency": _latency,
     "purge": _purge,
     "requests": _requests,
 }
@@ -108,20 +123,24 @@ class Command(BaseCommand):
         parser.add_argument("--viewers", type=int, default=50, help="fanout: dashboard viewers")
         parser.add_argument("--rate", type=float, default=100, help="fanout: chunks/s written")
         parser.add_argument(
-            "--workers", type=int, default=1, help="append, requests: `serve --workers N`"
+            "--workers", type=int, default=1, help="append, latency, requests: `serve --workers N`"
         )
         parser.add_argument(
             "--no-reference",
             dest="reference",
             action="store_false",
-            help="append: skip the Durable Streams reference server",
+            help="append/latency: skip the Durable Streams reference server",
         )
         parser.add_argument("--requests", type=int, default=1000, help="requests: of each kind")
+        parser.add_argument(
+            "--rates", default="20,500,2000", help="latency: chunks/s, comma-separated"
+        )
         parser.add_argument(
             "--seconds",
             type=float,
             default=None,
-            help="fanout: seconds written (20); at most: requests, per kind (30)",
+            help="fanout: seconds written (20); latency: seconds per rate (5); at most: "
+            "requests, per kind (30)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
