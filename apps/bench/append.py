@@ -47,6 +47,7 @@ class Options:
     writers: int
     workers: int = 1
     reference: bool = True
+    seconds: float = 300.0  # each writer stops after this long, whatever it has left
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,11 @@ def _http(options: Options, target: Target, progress: Progress | None = None) ->
     workers: list[int | None] = [None] * options.writers
 
     def write(writer: int) -> int:
+        deadline = time.monotonic() + options.seconds
         with httpx.Client(base_url=server.url, headers=target.headers, timeout=60) as client:
             for seq in range(options.batches):
+                if time.monotonic() > deadline:
+                    return seq * options.batch_size
                 rows = [
                     _chunk(writer, seq * options.batch_size + i, options.chunk_bytes)
                     for i in range(options.batch_size)
@@ -137,7 +141,7 @@ def _http(options: Options, target: Target, progress: Progress | None = None) ->
     total, seconds = _parallel(options.writers, write)
     cpu = server.cpu_seconds() - cpu_before
     split = tuple(sorted(Counter(workers).values(), reverse=True)) if server.workers > 1 else ()
-    cpu_ms = cpu / (options.writers * options.batches) * 1000
+    cpu_ms = cpu / max(1, total // options.batch_size) * 1000  # per request
     return Result(f"HTTP append ({server.name})", total, seconds, cpu_ms, split)
 
 
@@ -163,8 +167,11 @@ def _copy(options: Options, progress: Progress) -> Result:
 
     def write(writer: int) -> int:
         stream_id = streams[writer].pk
+        deadline = time.monotonic() + options.seconds
         with psycopg.connect(**params) as conn:
             for seq in range(options.batches):
+                if time.monotonic() > deadline:
+                    return seq * options.batch_size
                 now = timezone.now()
                 with (
                     conn.cursor() as cur,

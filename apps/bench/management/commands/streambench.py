@@ -29,6 +29,7 @@ def _append(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
             writers=options["writers"],
             workers=options["workers"],
             reference=options["reference"],
+            seconds=options["seconds"] or 300.0,
         ),
         command.stdout.write,
     )
@@ -140,7 +141,7 @@ class Command(BaseCommand):
             type=float,
             default=None,
             help="fanout: seconds written (20); latency: seconds per rate (5); at most: "
-            "requests, per kind (30)",
+            "requests, per kind (30); append, per writer (300)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
