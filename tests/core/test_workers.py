@@ -36,8 +36,7 @@ def _supervise(
     command: list[str], until: Callable[[list[str]], bool], workers: int = 1, **options: float
 ) -> list[str]:
     """Supervise ``workers`` copies of ``command`` until its log (with the workers' output)
-    satisfies ``until``, then SIGTERM the supervisor; it must exit 0 within 10 s. Returns the
-    log lines."""
+    satisfies ``until``, then SIGTERM the supervisor; it must exit 0. Returns the log lines."""
     process = _start(command, workers, options)
     assert process.stdout is not None
     lines: list[str] = []
@@ -47,7 +46,10 @@ def _supervise(
             assert time.monotonic() < deadline, lines
             lines.append(process.stdout.readline().rstrip("\n"))
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=10)
+        # Not communicate(): it reads the pipe's fd directly and would miss what readline()
+        # has buffered already. EOF comes when the supervisor and its workers have exited.
+        out = process.stdout.read()
+        process.wait(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
