@@ -26,7 +26,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ import httpx
 from django.db import connection
 from django.utils import timezone
 
-from apps.bench import reference
+from apps.bench import reference, wire
 from apps.bench import server as servers
 from apps.bench.progress import Progress
 from apps.bench.report import percentile, ratio
@@ -142,24 +142,6 @@ def _measure(follow: Follow, send: Send, rate: int, seconds: float, label: str) 
     )
 
 
-def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) of each server-sent event in ``lines`` (comments skipped)."""
-    event = "message"
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", []
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-
-
 def _chunks(due_ns: list[int]) -> list[bytes]:
     return [b'{"t":%d,"n":%d}' % (t, n) for n, t in enumerate(due_ns)]
 
@@ -182,19 +164,24 @@ def _http(url: str, path: str, headers: dict[str, str]) -> tuple[Follow, Send, h
         with httpx.Client(base_url=url, headers=headers, timeout=timeout) as client:
             while not collector.finished:
                 params = {"offset": offset, "live": "sse"}
+                had = len(collector.latencies_ms)
                 try:
                     with client.stream("GET", path, params=params) as response:
                         response.raise_for_status()
                         collector.connected.set()
-                        for event, data in sse_events(response.iter_lines()):
-                            if event == "data":
-                                collector.add(chunk["t"] for chunk in json.loads(data))
-                                if collector.finished:
-                                    return
-                            elif event == "control":
-                                offset = json.loads(data).get("streamNextOffset", offset)
+                        decoder = wire.SseDecoder()
+                        for piece in response.iter_bytes():
+                            for event, data in decoder.feed(piece):
+                                if event == "data":
+                                    collector.add(chunk["t"] for chunk in json.loads(data))
+                                    if collector.finished:
+                                        return
+                                elif event == "control":
+                                    offset = json.loads(data).get("streamNextOffset", offset)
                 except httpx.ReadTimeout:
                     return  # silence after the writer stopped: what was lost stays lost
+                if len(collector.latencies_ms) == had:
+                    return  # the server ended a response that brought nothing: stop, not spin
 
     return follow, send, writer
 
