@@ -2,9 +2,10 @@
 #   make run    install, then a local demo (daphne on http://127.0.0.1:8000, prints URL + login)
 #   make test   the full CI pipeline (.ci/run)
 #   make lint   ruff, mypy --strict on the SDK, mypy with django-stubs on the server
-#   make bench  append benchmark against a throwaway PostgreSQL
+#   make bench  a benchmark (BENCH=append by default) on a throwaway PostgreSQL
 SHELL := /bin/bash
 PY := .venv/bin/python
+BENCH ?= append
 BENCH_ARGS ?=
 
 .PHONY: install run test lint bench
@@ -39,4 +40,4 @@ bench: $(PY)
 		start_postgres; \
 		export DEBUG=1 SECRET_KEY="bench-$$($(PY) -c "import secrets; print(secrets.token_hex(24))")"; \
 		$(PY) manage.py migrate --noinput -v 0; \
-		$(PY) manage.py streambench append $(BENCH_ARGS)'
+		$(PY) manage.py streambench $(BENCH) $(BENCH_ARGS)'

@@ -1,14 +1,19 @@
-"""A server process as Linux shows it in ``/proc/<pid>/status``: resident memory and threads,
-read at once or sampled in the background while a benchmark runs."""
+"""A server process as Linux shows it in /proc: resident memory and threads
+(``/proc/<pid>/status``), read at once or sampled in the background while a benchmark runs;
+CPU time and child processes (``/proc/<pid>/stat``); which process holds the server side of a
+loopback connection (``/proc/net/tcp`` and ``/proc/<pid>/fd``)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def status_field(pid: int, name: str) -> int:
@@ -18,6 +23,56 @@ def status_field(pid: int, name: str) -> int:
         if key == name:
             return int(value.split()[0])
     raise RuntimeError(f"/proc/{pid}/status has no {name}")
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name: state, ppid, …"""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants (``manage.py serve`` and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = _stat(int(entry.name))
+                if fields[0] != "Z":
+                    children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (those still running)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            fields = _stat(pid)
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / _TICKS
+
+
+def connection_holder(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of our loopback TCP connection from
+    ``client_port``: its socket inode from /proc/net/tcp, then the process whose fds have it."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        if (local, remote) == (server_port, client_port):
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path) in inodes:
+                        return pid
+    return None
 
 
 def rss_bytes(pid: int) -> int:

@@ -4,6 +4,7 @@ times a second so drawing it costs the benchmark nothing measurable."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -21,6 +22,7 @@ class Progress:
         self.note = ""
         self._drawn_at = 0.0
         self._began = time.monotonic()
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Progress:
         self._draw()
@@ -35,6 +37,11 @@ class Progress:
         self.done, self.note = done, note or self.note
         if time.monotonic() - self._drawn_at >= _REDRAW_SECONDS:
             self._draw()
+
+    def advance(self, by: float = 1) -> None:
+        """``update(done + by)``; safe from several threads at once (concurrent writers)."""
+        with self._lock:
+            self.update(self.done + by)
 
     def _draw(self) -> None:
         self._drawn_at = time.monotonic()

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server import Server, free_port
+from tests.server import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -68,35 +65,6 @@ def test_many_live_readers_add_no_threads(server: Server, server_key: str):
     assert results == [3] * READERS
     # The hub's small thread pool may start; nothing scales with the number of readers.
     assert during - before <= 8, (before, during)
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """The CI's Redis (REDIS_URL), or a private redis-server on loopback."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required (apt-get install redis-server)"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                import redis
-
-                redis.Redis(port=port).ping()
-                break
-            except Exception:
-                time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_reader_on_one_process_sees_writes_on_another(server_db: str, redis_url: str):

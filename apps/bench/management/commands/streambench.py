@@ -1,39 +1,61 @@
 """``python manage.py streambench <scenario>``: the project's benchmarks (not tests).
 
-Scenarios are a table (name → runner) so later issues add theirs without a chain of ifs.
+Scenarios are a table (name → runner) so later issues add theirs without a chain of ifs. Each
+runner prints its figures beside their baselines (stdout), draws its progress on stderr, and
+returns its figures, which the command prints as one JSON line (stdout) for machines.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.bench.report import jsonable
 
-def _append(command: BaseCommand, options: dict[str, Any]) -> None:
+Runner = Callable[[BaseCommand, dict[str, Any]], dict[str, Any] | None]
+
+
+def _append(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     from apps.bench import append
 
-    append.run(
+    return append.run(
         append.Options(
             batches=options["batches"],
             batch_size=options["batch_size"],
             chunk_bytes=options["chunk_bytes"],
             writers=options["writers"],
+            workers=options["workers"],
+            reference=options["reference"],
+            seconds=options["seconds"] or 300.0,
         ),
         command.stdout.write,
     )
 
 
-def _history(command: BaseCommand, options: dict[str, Any]) -> None:
+def _history(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     from apps.bench import history
 
-    history.run(options["chunks"], options["repeat"], command.stdout.write)
+    return history.run(options["chunks"], options["repeat"], command.stdout.write)
+
+
+def _latency(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
+    from apps.bench import latency
+
+    return latency.run(
+        latency.Options(
+            rates=tuple(int(r) for r in options["rates"].split(",")),
+            seconds=options["seconds"] or 5.0,
+            workers=options["workers"],
+            reference=options["reference"],
+        ),
+        command.stdout.write,
+    )
 
 
 def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
-    import json
-
     from apps.bench.purge import bench_purge
 
     for batch_size in (1_000, 5_000, 20_000):
@@ -42,16 +64,12 @@ def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
 
 
 def _big(command: BaseCommand, options: dict[str, Any]) -> None:
-    import json
-
     from apps.bench import big
 
     command.stdout.write(json.dumps(big.run(options["mib"], command.stdout.write)))
 
 
 def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
-    import json
-
     from apps.bench import fanout
 
     figures = fanout.run(
@@ -59,19 +77,34 @@ def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
             readers=options["readers"],
             viewers=options["viewers"],
             rate=options["rate"],
-            seconds=options["seconds"],
+            seconds=options["seconds"] or 20.0,
         ),
         command.stdout.write,
     )
     command.stdout.write(json.dumps(figures))
 
 
-SCENARIOS: dict[str, Callable[[BaseCommand, dict[str, Any]], None]] = {
+def _requests(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
+    from apps.bench import requests
+
+    return requests.run(
+        requests.Options(
+            requests=options["requests"],
+            seconds=options["seconds"] or 30.0,
+            workers=options["workers"],
+        ),
+        command.stdout.write,
+    )
+
+
+SCENARIOS: dict[str, Runner] = {
     "append": _append,
     "big": _big,
     "fanout": _fanout,
     "history": _history,
+    "latency": _latency,
     "purge": _purge,
+    "requests": _requests,
 }
 
 
@@ -90,10 +123,33 @@ class Command(BaseCommand):
         parser.add_argument("--readers", type=int, default=1_000, help="fanout: SSE readers")
         parser.add_argument("--viewers", type=int, default=50, help="fanout: dashboard viewers")
         parser.add_argument("--rate", type=float, default=100, help="fanout: chunks/s written")
-        parser.add_argument("--seconds", type=float, default=20, help="fanout: seconds written")
+        parser.add_argument(
+            "--workers", type=int, default=1, help="append, latency, requests: `serve --workers N`"
+        )
+        parser.add_argument(
+            "--no-reference",
+            dest="reference",
+            action="store_false",
+            help="append/latency: skip the Durable Streams reference server",
+        )
+        parser.add_argument("--requests", type=int, default=1000, help="requests: of each kind")
+        parser.add_argument(
+            "--rates", default="20,500,2000", help="latency: chunks/s, comma-separated"
+        )
+        parser.add_argument(
+            "--seconds",
+            type=float,
+            default=None,
+            help="fanout: seconds written (20); latency: seconds per rate (5); at most: "
+            "requests, per kind (30); append, per writer (300)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        name = options["scenario"]
         try:
-            SCENARIOS[options["scenario"]](self, options)
+            figures = SCENARIOS[name](self, options)
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc
+        if figures is not None:
+            line = jsonable({"scenario": name, **figures})
+            self.stdout.write(json.dumps(line, allow_nan=False))

@@ -1,0 +1,243 @@
+"""N daphne processes on one listening socket (``python manage.py serve --workers N``).
+
+The parent binds the socket once and hands it to every worker as an inherited file descriptor
+(daphne's ``--fd``), so all workers accept from the same queue and the kernel gives each new
+connection to one of them; a restarted worker picks up the same socket, and the port is never
+closed while the server runs. Why processes: one daphne runs Python on one core (the GIL), so a
+host with N cores needs N processes. They share nothing in memory: the live hub of each worker
+learns of appends made through the others from the channel layer, which is why ``serve``
+refuses N > 1 without Redis (DESIGN.md, "Known traps").
+
+After starting the workers the parent only supervises:
+
+- a worker that exits is started again. One that dies within ``stable_seconds`` of its start
+  counts as a failed start, and consecutive failed starts wait ``backoff`` × 1, 2, 4 … up to
+  ``max_backoff`` seconds, so a worker that cannot boot (bad settings, database down) does not
+  spin; a worker that ran a while and crashed is replaced at once.
+- SIGTERM or SIGINT: the parent closes its copy of the socket, forwards the signal to every
+  worker, waits ``grace`` seconds for them to finish, then kills the stragglers (SIGKILL).
+- each worker runs in a process group of its own, so a Ctrl-C in the terminal reaches the parent
+  only (which forwards it once), and asks the kernel for SIGTERM when the parent dies (Linux
+  ``PR_SET_PDEATHSIG``), so a supervisor killed with -9 leaves no orphan holding the port.
+
+Signals reach the loop through :func:`signal.set_wakeup_fd`: the handlers do nothing, the C-level
+handler writes each signal's number to a pipe, and the loop ``select``s on that pipe. No lock is
+ever taken inside a signal handler (an ``Event.set`` there can deadlock against the main thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from streamdash.core.serving import APPLICATION, daphne_fd_command
+
+__all__ = ["Supervisor", "cores", "listen", "serve"]
+
+_PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity mask, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket on ``host:port`` that child processes inherit."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def preexec() -> None:
+        if sys.platform == "linux":
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would supervise us
+            os._exit(1)
+
+    return preexec
+
+
+def _describe(returncode: int) -> str:
+    if returncode < 0:
+        return f"signal {signal.Signals(-returncode).name}"
+    return f"status {returncode}"
+
+
+@dataclass
+class _Slot:
+    number: int
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """Keeps ``workers`` copies of ``command`` running until SIGTERM/SIGINT; see the module."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        workers: int,
+        *,
+        log: Callable[[str], None],
+        pass_fds: Sequence[int] = (),
+        on_stop: Callable[[], None] = lambda: None,
+        stable_seconds: float = 10.0,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        grace: float = 10.0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("at least one worker")
+        self.command = list(command)
+        self.slots = [_Slot(number) for number in range(1, workers + 1)]
+        self.log = log
+        self.pass_fds = tuple(pass_fds)
+        self.on_stop = on_stop
+        self.stable_seconds = stable_seconds
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.grace = grace
+
+    def run(self) -> None:
+        """Start the workers and supervise them until SIGTERM or SIGINT."""
+        with self._signals() as wakeup:
+            while True:
+                now = time.monotonic()
+                for slot in self.slots:
+                    if slot.process is None and now >= slot.restart_at:
+                        self._start(slot)
+                    elif slot.process is not None and slot.process.poll() is not None:
+                        self._exited(slot, slot.process.returncode, now)
+                stop = self._wait(wakeup, self._next_deadline() - time.monotonic())
+                if stop is not None:
+                    self._stop(stop)
+                    return
+
+    def _start(self, slot: _Slot) -> None:
+        slot.process = subprocess.Popen(
+            self.command,
+            pass_fds=self.pass_fds,
+            process_group=0,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+        slot.started = time.monotonic()
+        self.log(f"worker {slot.number} started (pid {slot.process.pid})")
+
+    def _exited(self, slot: _Slot, returncode: int, now: float) -> None:
+        assert slot.process is not None
+        lived = now - slot.started
+        slot.failures = slot.failures + 1 if lived < self.stable_seconds else 0
+        delay = 0.0
+        if slot.failures:
+            delay = min(self.max_backoff, self.backoff * 2 ** (slot.failures - 1))
+        self.log(
+            f"worker {slot.number} (pid {slot.process.pid}) exited with {_describe(returncode)} "
+            f"after {lived:.1f} s; restarting in {delay:.1f} s"
+        )
+        slot.process = None
+        slot.restart_at = now + delay
+
+    def _next_deadline(self) -> float:
+        waiting = [slot.restart_at for slot in self.slots if slot.process is None]
+        # SIGCHLD wakes the loop when a worker exits; the timeout is only a safety net.
+        return min([*waiting, time.monotonic() + 1.0])
+
+    def _wait(self, wakeup: int, timeout: float) -> signal.Signals | None:
+        """Sleep until a signal or ``timeout``; returns the stop signal that arrived, if any."""
+        readable, _, _ = select.select([wakeup], [], [], max(0.0, timeout))
+        if not readable:
+            return None
+        try:
+            numbers = os.read(wakeup, 512)
+        except BlockingIOError:
+            return None
+        stops = [signal.Signals(n) for n in numbers if n in _STOP_SIGNALS]
+        return stops[0] if stops else None
+
+    def _stop(self, signum: signal.Signals) -> None:
+        running = [s.process for s in self.slots if s.process and s.process.poll() is None]
+        self.log(f"{signum.name}: stopping {len(running)} workers")
+        self.on_stop()
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+        deadline = time.monotonic() + self.grace
+        for process in running:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.log(
+                    f"worker pid {process.pid} still running after {self.grace:g} s: SIGKILL"
+                )
+                process.kill()
+                process.wait()
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[int]:
+        """Route SIGTERM, SIGINT and SIGCHLD to a non-blocking pipe (see the module docstring)."""
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        handled = (*_STOP_SIGNALS, signal.SIGCHLD)
+        previous = {n: signal.signal(n, lambda *_: None) for n in handled}
+        old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        try:
+            yield read
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for n, handler in previous.items():
+                signal.signal(n, handler)
+            os.close(read)
+            os.close(write)
+
+
+def serve(
+    host: str,
+    port: int,
+    *,
+    workers: int,
+    log: Callable[[str], None],
+    grace: float = 10.0,
+    application: str = APPLICATION,
+) -> None:
+    """Bind ``host:port``, run ``workers`` daphne processes on it until SIGTERM/SIGINT."""
+    sock = listen(host, port)
+    with sock:
+        log(f"serving {application} on {host}:{port} with {workers} daphne workers")
+        supervisor = Supervisor(
+            daphne_fd_command(sock.fileno(), sock.family, application),
+            workers,
+            log=log,
+            pass_fds=[sock.fileno()],
+            on_stop=sock.close,
+            grace=grace,
+        )
+        supervisor.run()
