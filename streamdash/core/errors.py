@@ -113,6 +113,10 @@ class StreamFull(TooLarge):
     code = "stream_full"
 
 
+class TooManyChunks(TooLarge):
+    code = "too_many_chunks"
+
+
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
     status = 415

@@ -1,0 +1,71 @@
+"""Bad input on the API routes, from the issue tracker: every refusal is a 4xx in the JSON error
+shape of PROTOCOL.md §4 (never a 500, never an HTML page), and nothing is stored that readers
+or the other database could not take. Run on SQLite and on PostgreSQL (DATABASE_URL)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apps.projects.models import Project
+from apps.runs.services import run_create
+from apps.streams.models import Chunk, Stream
+
+JSON = "application/json"
+
+
+@pytest.fixture
+def client(api_key: str) -> Client:
+    """The project's API client, answering a view's exception with the 500 a server would send
+    instead of raising it into the test."""
+    return Client(headers={"Authorization": f"Bearer {api_key}"}, raise_request_exception=False)
+
+
+@pytest.fixture
+def run_id(project: Project) -> str:
+    return run_create(project=project, task_id="t").id
+
+
+@pytest.fixture
+def url(run_id: str) -> str:
+    return f"/api/v1/runs/{run_id}/streams/ai"
+
+
+def put(client: Client, url: str, body: bytes = b"", content_type: str = JSON, **headers: str):
+    return client.put(
+        url, body, content_type=content_type, headers=headers, CONTENT_TYPE=content_type
+    )
+
+
+def post(client: Client, url: str, body: bytes | str, content_type: str = JSON, **headers: str):
+    return client.post(url, body, content_type=content_type, headers=headers)
+
+
+def refused(response, status: int, code: str | None = None) -> dict:
+    """The error object of a refusal, after checking its status and shape."""
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+# --- 7. chunks per request -----------------------------------------------------------------
+
+
+def test_append_of_more_chunks_than_the_limit_is_413_and_stores_nothing(client, url, settings):
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 3
+    put(client, url)
+    assert post(client, url, "[1,2,3]").status_code == 204
+    error = refused(post(client, url, "[1,2,3,4]"), 413, "too_many_chunks")
+    assert error["limit"] == 3
+    assert Chunk.objects.count() == 3
+
+
+def test_create_with_more_chunks_than_the_limit_is_413(client, run_id, settings):
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 2
+    refused(put(client, f"/api/v1/runs/{run_id}/streams/x", b"[1,2,3]"), 413, "too_many_chunks")
+    assert not Stream.objects.filter(key="x").exists()
