@@ -3,8 +3,11 @@
 JSON streams: one JSON value is one chunk, and a top-level array is flattened one level (so an
 array chunk is sent as ``[[...]]``). Each chunk keeps the exact bytes the writer sent for that
 value: elements are cut out of the body with ``raw_decode`` instead of being re-serialised, so
-numbers such as ``1e400`` or ``0.10`` survive unchanged. This runs on every append, so the
-body is parsed once, by the C decoder, and the depth limit is checked on the text.
+numbers such as ``1e400`` or ``0.10`` survive unchanged. The decoder only validates: numbers
+are never converted (Python refuses integers of more than 4300 digits, valid JSON all the same),
+and ``NaN``/``Infinity``, which Python's decoder accepts but JSON does not (RFC 8259), are
+refused, since every reader's ``JSON.parse`` would fail on the stream. This runs on every
+append, so the body is parsed once, by the C decoder, and the depth limit is checked on the text.
 """
 
 from __future__ import annotations
@@ -17,7 +20,17 @@ from django.conf import settings
 from streamdash.core.content import is_json_type
 from streamdash.core.errors import EmptyBody, InvalidJson, TooLarge, TooManyChunks
 
-_DECODER = json.JSONDecoder()
+
+def _not_json(constant: str) -> None:
+    raise InvalidJson(
+        f"The body is not valid JSON: {constant} is not JSON (RFC 8259); send a number, null "
+        "or a string instead.",
+        value=constant,
+    )
+
+
+# ``str`` keeps a number's text as it is: validated by the scanner, never converted.
+_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_not_json)
 _WS = re.compile(r"[ \t\n\r]*")
 # A JSON string in "unrolled loop" form, its closing quote optional: every match runs to the
 # string's end (or the text's end), so the scan below is linear even on an unterminated string.

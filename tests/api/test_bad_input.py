@@ -69,3 +69,26 @@ def test_create_with_more_chunks_than_the_limit_is_413(client, run_id, settings)
     settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 2
     refused(put(client, f"/api/v1/runs/{run_id}/streams/x", b"[1,2,3]"), 413, "too_many_chunks")
     assert not Stream.objects.filter(key="x").exists()
+
+
+# --- 9. JSON streams: NaN and Infinity are not JSON; big numbers are --------------------------
+
+
+@pytest.mark.parametrize("body", ["[1, NaN]", "Infinity", '[{"a": -Infinity}]'])
+def test_json_stream_refuses_nan_and_infinity(client, url, body):
+    put(client, url)
+    refused(post(client, url, body), 400, "invalid_json")
+    refused(put(client, url.replace("/ai", "/other"), body.encode()), 400, "invalid_json")
+    assert Chunk.objects.count() == 0
+
+
+def test_json_stream_keeps_big_numbers_byte_exact(client, url):
+    put(client, url)
+    numbers = [b"1e400", b"-1E+999", b"1" * 5000]
+    assert post(client, url, b"[" + b",".join(numbers) + b"]").status_code == 204
+    assert client.get(f"{url}?offset=-1").content == b"[" + b",".join(numbers) + b"]"
+
+
+def test_api_json_body_with_an_integer_python_cannot_hold_is_400(client):
+    body = b'{"task_id": "t", "payload": ' + b"1" * 5000 + b"}"
+    refused(client.post("/api/v1/runs", body, content_type=JSON), 400, "invalid_json")

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from apps.streams.payloads import split_body, split_json
-from streamdash.core.errors import TooLarge, TooManyChunks
+from streamdash.core.errors import InvalidJson, TooLarge, TooManyChunks
 
 JSON = "application/json"
 
@@ -55,3 +55,32 @@ def test_split_json_for_one_object_has_no_chunk_limit(settings) -> None:
 
 def test_too_many_chunks_is_a_kind_of_too_large() -> None:
     assert issubclass(TooManyChunks, TooLarge)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"[1, NaN]",
+        b'[{"a": Infinity}]',
+        b"[[1, [-Infinity]]]",
+        b'{"x": NaN}',
+    ],
+)
+def test_split_json_refuses_nan_and_infinity(body: bytes) -> None:
+    """Not JSON (RFC 8259): a reader's ``JSON.parse`` of the stream would fail on them."""
+    with pytest.raises(InvalidJson, match="not JSON"):
+        split_body(JSON, body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"1e400", b"-1e400", b"1E+999", b"0.10", b"1" * 5000, b"-" + b"9" * 5000, b"1." + b"0" * 5000],
+)
+def test_split_json_keeps_numbers_byte_exact_whatever_their_size(value: bytes) -> None:
+    """Valid JSON numbers outside what Python's float or int conversion takes are still JSON:
+    the stream stores the writer's bytes, and never converts them."""
+    assert split_body(JSON, b"[" + value + b", " + value + b"]") == [value, value]
+    assert split_body(JSON, value) == [value]
