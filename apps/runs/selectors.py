@@ -6,6 +6,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from apps.projects.models import Project
+from apps.runs.ids import is_run_id
 from apps.runs.models import Run
 from apps.streams.models import Stream
 
@@ -48,4 +49,4 @@ def run_streams(*, run: Run) -> list[Stream]:
 
 
 def run_exists(*, project: Project, run_id: str) -> bool:
-    return Run.objects.filter(project=project, pk=run_id).exists()
+    return is_run_id(run_id) and Run.objects.filter(project=project, pk=run_id).exists()

@@ -92,3 +92,62 @@ def test_json_stream_keeps_big_numbers_byte_exact(client, url):
 def test_api_json_body_with_an_integer_python_cannot_hold_is_400(client):
     body = b'{"task_id": "t", "payload": ' + b"1" * 5000 + b"}"
     refused(client.post("/api/v1/runs", body, content_type=JSON), 400, "invalid_json")
+
+
+# --- 9. runs: JSON fields and text that a database cannot store -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"task_id": "t", "payload": NaN}', "invalid_json"),
+        ('{"task_id": "t", "payload": [Infinity]}', "invalid_json"),
+        ('{"task_id": "t", "payload": 1e999}', "bad_request"),
+        ('{"task_id": "t", "payload": {"a": [-1e999]}}', "bad_request"),
+        ('{"task_id": "t", "metadata": {"a": 1e999}}', "bad_request"),
+        (r'{"task_id": "t", "payload": "a\u0000b"}', "bad_request"),
+        (r'{"task_id": "t", "payload": {"\u0000": 1}}', "bad_request"),
+        (r'{"task_id": "t", "metadata": {"k": ["\u0000"]}}', "bad_request"),
+        (r'{"task_id": "t\u0000"}', "bad_request"),
+        (r'{"task_id": "t", "tags": ["a\u0000"]}', "bad_request"),
+    ],
+)
+def test_run_create_refuses_what_cannot_be_stored(client, project, body, code):
+    refused(client.post("/api/v1/runs", body, content_type=JSON), 400, code)
+    assert not project.runs.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"output": 1e999}', "bad_request"),
+        ('{"error": {"why": NaN}}', "invalid_json"),
+        ('{"error": {"why": [1e999]}}', "bad_request"),
+        (r'{"metadata": {"k": "\u0000"}}', "bad_request"),
+        (r'{"metadata": {"\u0000": 1}}', "bad_request"),
+        (r'{"output": {"text": "\u0000"}}', "bad_request"),
+    ],
+)
+def test_run_update_refuses_what_cannot_be_stored(client, run_id, body, code):
+    refused(client.patch(f"/api/v1/runs/{run_id}", body, content_type=JSON), 400, code)
+    run = client.get(f"/api/v1/runs/{run_id}").json()
+    assert (run["output"], run["error"], run["metadata"]) == (None, None, {})
+
+
+@pytest.mark.parametrize("run_id", ["run_%00", "%00", "run_01ARZ3NDEKTSV4RRFFQ69G5FA%00"])
+def test_run_ids_with_nul_are_not_found(client, run_id):
+    refused(client.get(f"/api/v1/runs/{run_id}"), 404, "not_found")
+    refused(client.get(f"/api/v1/runs/{run_id}/streams"), 404, "not_found")
+    patch = client.patch(f"/api/v1/runs/{run_id}", '{"metadata": {"a": 1}}', content_type=JSON)
+    refused(patch, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"task_ids": ["t\x00"]},
+        {"task_ids": ["t"], "worker": "w\x00"},
+    ],
+)
+def test_claim_refuses_nul(client, body):
+    refused(client.post("/api/v1/runs/claim", body, content_type=JSON), 400, "bad_request")
