@@ -151,3 +151,52 @@ def test_run_ids_with_nul_are_not_found(client, run_id):
 )
 def test_claim_refuses_nul(client, body):
     refused(client.post("/api/v1/runs/claim", body, content_type=JSON), 400, "bad_request")
+
+
+# --- 9. the runs list's query, tokens ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "cursor=%00",
+        "cursor=garbage",
+        "cursor=run_%00",
+        "cursor=run_01ARZ3NDEKTSV4RRFFQ69G5FAV%0A",
+        "status=%00",
+        "task_id=t%00",
+        "tag=%00",
+        "q=%00",
+        "limit=%00",
+    ],
+)
+def test_runs_list_refuses_bad_query_parameters(client, run_id, query):
+    refused(client.get(f"/api/v1/runs?{query}"), 400, "bad_request")
+
+
+def test_runs_list_still_pages_with_the_cursor_it_gave(client, project):
+    ids = [run_create(project=project, task_id="t").id for _ in range(3)]
+    first = client.get("/api/v1/runs", {"limit": 2}).json()
+    rest = client.get("/api/v1/runs", {"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [r["id"] for r in rest["data"]] == ids[:1]
+
+
+@pytest.mark.parametrize("ttl", [10**30, -(10**30), 0, 86401, 1.5, "900", True])
+def test_token_ttl_out_of_range_is_400(client, run_id, ttl):
+    body = {"scopes": [f"read:runs:{run_id}"], "ttl": ttl}
+    refused(client.post("/api/v1/tokens", body, content_type=JSON), 400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "read:runs:{run}\n",
+        "read:streams:{run}/ai\n",
+        "write:runs:{run}\x00",
+        "read:streams:{run}/ai\x00",
+        "read:runs:{run}/",
+    ],
+)
+def test_token_scopes_must_match_whole(client, run_id, scope):
+    body = {"scopes": [scope.format(run=run_id)]}
+    refused(client.post("/api/v1/tokens", body, content_type=JSON), 400, "bad_request")
