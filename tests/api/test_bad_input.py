@@ -200,3 +200,28 @@ def test_token_ttl_out_of_range_is_400(client, run_id, ttl):
 def test_token_scopes_must_match_whole(client, run_id, scope):
     body = {"scopes": [scope.format(run=run_id)]}
     refused(client.post("/api/v1/tokens", body, content_type=JSON), 400, "bad_request")
+
+
+# --- 9. stream definitions -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream_id", ["a%00", "a%0A", "a" * 201])
+def test_definition_ids_that_are_not_valid_are_400(client, stream_id):
+    refused(client.get(f"/api/v1/definitions/{stream_id}"), 400, "bad_request")
+    put_ = client.put(f"/api/v1/definitions/{stream_id}", {}, content_type=JSON)
+    refused(put_, 400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (r'{"description": "a\u0000"}', "bad_request"),
+        (r'{"schema": {"description": "\u0000"}}', "bad_request"),
+        (r'{"schema": {"properties": {"\u0000": {}}}}', "bad_request"),
+        ('{"schema": {"maximum": 1e999}}', "bad_request"),
+        ('{"schema": {"maximum": NaN}}', "invalid_json"),
+    ],
+)
+def test_definition_refuses_what_cannot_be_stored(client, project, body, code):
+    refused(client.put("/api/v1/definitions/ai", body, content_type=JSON), 400, code)
+    assert not project.stream_definitions.exists()
