@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.streams import inserts, notify, producers, rows, schemas
+from apps.streams.limits import check_append, check_config, names_no_run
 from apps.streams.models import Stream
 from apps.streams.producers import ProducerClaim
 from apps.streams.rows import LockedStream, ProducerState
@@ -72,6 +73,8 @@ def _by_ref(ref: StreamRef) -> QuerySet[Stream]:
 
 def stream_lookup(ref: StreamRef) -> Stream | None:
     """The stream a reference names, unless it is missing or expired."""
+    if names_no_run(ref.run_id):
+        return None
     stream = _by_ref(ref).first()
     if stream is None or _is_expired(stream, timezone.now()):
         return None
@@ -123,6 +126,7 @@ def stream_create(
     """Create a stream, idempotently: the same config again returns the existing stream
     (``created`` False); a different config raises ``StreamExists`` (409). A run's stream needs
     the run to exist in the project and not to have finished."""
+    check_config(content_type=config.content_type, ttl_seconds=config.ttl_seconds)
     run_status = _run_status(project, run_id) if run_id is not None else None
     if run_status in FINAL_STATUSES:
         raise RunFinished(f"Run {run_id} has finished; it cannot get new streams.", run=run_id)
@@ -180,6 +184,8 @@ def stream_create(
 def _run_status(project: Project, run_id: str) -> str:
     """The status of one of the project's runs, or ``NotFound``. Read through the project's
     reverse relation: runs sit above streams and are not imported here."""
+    if names_no_run(run_id):
+        raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     status: str | None = project.runs.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None:
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
@@ -241,6 +247,9 @@ def chunks_append(
     also reads the producer's state (``apps.streams.rows``)."""
     if not chunks and not close:
         raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
+    check_append(stream_seq=stream_seq, producer_id=producer.producer_id if producer else None)
+    if ref is not None and names_no_run(ref.run_id):
+        raise StreamNotFound("Stream not found.")
     now = timezone.now()
     where = (
         {"project_id": ref.project_id, "run_id": ref.run_id, "key": ref.key}

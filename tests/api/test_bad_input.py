@@ -225,3 +225,81 @@ def test_definition_ids_that_are_not_valid_are_400(client, stream_id):
 def test_definition_refuses_what_cannot_be_stored(client, project, body, code):
     refused(client.put("/api/v1/definitions/ai", body, content_type=JSON), 400, code)
     assert not project.stream_definitions.exists()
+
+
+# --- 9. stream headers: TTL, expiry, Stream-Seq, Content-Type, Producer-Id ------------------
+
+
+@pytest.mark.parametrize("ttl", ["315360001", "320000000000", "999999999999"])
+def test_stream_ttl_past_ten_years_is_400(client, url, ttl):
+    error = refused(put(client, url, **{"Stream-TTL": ttl}), 400, "bad_request")
+    assert "315360000" in error["message"]
+    assert not Stream.objects.exists()
+
+
+def test_stream_ttl_of_ten_years_is_accepted_and_renewed(client, url):
+    assert put(client, url, **{"Stream-TTL": "315360000"}).status_code == 201
+    assert post(client, url, "[1]").status_code == 204
+    assert client.head(url)["Stream-TTL"] == "315360000"
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        "9999-12-31T23:59:59-01:00",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59",  # no time zone
+        "2030-01-01T00:00:00Z\x00",
+    ],
+)
+def test_stream_expires_at_that_cannot_be_held_is_400(client, url, expires_at):
+    refused(put(client, url, **{"Stream-Expires-At": expires_at}), 400, "bad_request")
+    assert not Stream.objects.exists()
+
+
+@pytest.mark.parametrize("expires_at", ["9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59+00:00"])
+def test_stream_expires_at_the_last_instant_is_accepted(client, expires_at):
+    url = "/ds/v1/stream/edge"
+    assert put(client, url, **{"Stream-Expires-At": expires_at}).status_code == 201
+    assert put(client, url, **{"Stream-Expires-At": expires_at}).status_code == 200
+    assert client.head(url)["Stream-Expires-At"].startswith("9999-12-31T23:59:59")
+
+
+@pytest.mark.parametrize("seq", ["x" * 201, "a\x00"])
+def test_stream_seq_that_cannot_be_stored_is_400(client, url, seq):
+    put(client, url)
+    refused(post(client, url, "[1]", **{"Stream-Seq": seq}), 400, "bad_request")
+    assert Chunk.objects.count() == 0
+
+
+def test_stream_seq_of_200_characters_is_accepted(client, url):
+    put(client, url)
+    assert post(client, url, "[1]", **{"Stream-Seq": "x" * 200}).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; x=" + "a" * 200, "text/plain\x00", "text/plain; a=\x00"]
+)
+def test_stream_content_type_that_cannot_be_stored_is_400(client, url, content_type):
+    refused(put(client, url, content_type=content_type), 400, "bad_request")
+    assert not Stream.objects.exists()
+
+
+def test_producer_id_with_nul_is_400(client, url):
+    put(client, url)
+    headers = {"Producer-Id": "w\x00", "Producer-Epoch": "0", "Producer-Seq": "0"}
+    refused(post(client, url, "[1]", **headers), 400, "bad_request")
+    assert Chunk.objects.count() == 0
+
+
+@pytest.mark.parametrize("method", ["get", "head", "put", "post", "delete"])
+def test_stream_url_with_nul_in_the_run_id_is_404(client, method):
+    url = "/api/v1/runs/run_%00/streams/x"
+    response = (
+        getattr(client, method)(url, b"[1]", content_type=JSON)
+        if method in ("put", "post")
+        else getattr(client, method)(url)
+    )
+    assert response.status_code == 404
+    if method != "head":
+        refused(response, 404, "not_found")
