@@ -125,3 +125,17 @@ class UnsupportedMediaType(DomainError):
 class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
+
+
+class InternalError(DomainError):
+    """A failure no code expected: the answer says so, the log has the traceback."""
+
+    code = "internal_error"
+    status = 500
+
+
+class Unavailable(DomainError):
+    """The database (or another dependency) is away for now: retry after ``Retry-After``."""
+
+    code = "unavailable"
+    status = 503

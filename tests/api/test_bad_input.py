@@ -4,9 +4,13 @@ or the other database could not take. Run on SQLite and on PostgreSQL (DATABASE_
 
 from __future__ import annotations
 
-import pytest
-from django.test import Client
+import json
 
+import pytest
+from django.db import InterfaceError, OperationalError
+from django.test import Client, RequestFactory
+
+from apps.api.errors import async_api_errors
 from apps.projects.models import Project
 from apps.runs.services import run_create
 from apps.streams.models import Chunk, Stream
@@ -45,7 +49,7 @@ def refused(response, status: int, code: str | None = None) -> dict:
     """The error object of a refusal, after checking its status and shape."""
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"] == "application/json"
-    error = response.json()["error"]
+    error = json.loads(response.content)["error"]
     assert isinstance(error["message"], str)
     assert error["message"]
     if code is not None:
@@ -303,3 +307,64 @@ def test_stream_url_with_nul_in_the_run_id_is_404(client, method):
     assert response.status_code == 404
     if method != "head":
         refused(response, 404, "not_found")
+
+
+# --- errors no view expected: JSON 500, and 503 when the database is away -------------------
+
+
+def _break_run_get(monkeypatch, exc: Exception) -> None:
+    def broken(**kwargs):
+        raise exc
+
+    monkeypatch.setattr("apps.runs.services.run_get", broken)
+
+
+def test_unexpected_exception_is_a_logged_json_500(client, run_id, monkeypatch, caplog):
+    _break_run_get(monkeypatch, RuntimeError("secret detail"))
+    with caplog.at_level("ERROR", logger="apps.api.errors"):
+        response = client.get(f"/api/v1/runs/{run_id}")
+    error = refused(response, 500, "internal_error")
+    assert "secret detail" not in response.content.decode()
+    assert "Retry-After" not in response
+    (record,) = [r for r in caplog.records if r.name == "apps.api.errors"]
+    assert record.levelname == "ERROR"
+    assert record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+    assert f"/api/v1/runs/{run_id}" in record.getMessage()
+    assert error["message"]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pytest.param(OperationalError("server closed the connection"), id="operational"),
+        pytest.param(InterfaceError("connection already closed"), id="interface"),
+    ],
+)
+def test_database_away_is_json_503_with_retry_after(client, run_id, monkeypatch, exc):
+    _break_run_get(monkeypatch, exc)
+    response = client.get(f"/api/v1/runs/{run_id}")
+    error = refused(response, 503, "unavailable")
+    assert int(response["Retry-After"]) > 0
+    assert error["retry_after"] == int(response["Retry-After"])
+
+
+async def test_async_views_get_the_same_answers(caplog):
+    @async_api_errors
+    async def view(request, exc):
+        raise exc
+
+    request = RequestFactory().get("/api/v1/runs/x/subscribe")
+    with caplog.at_level("ERROR", logger="apps.api.errors"):
+        crashed = await view(request, KeyError("k"))
+    refused(crashed, 500, "internal_error")
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+    away = await view(request, OperationalError("database is locked"))
+    refused(away, 503, "unavailable")
+    assert "Retry-After" in away
+
+
+def test_a_body_past_djangos_own_limit_is_json_413(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    body = '{"task_id": "' + "t" * 100 + '"}'
+    refused(client.post("/api/v1/runs", body, content_type=JSON), 413, "too_large")
