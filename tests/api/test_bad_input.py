@@ -93,6 +93,19 @@ def test_json_stream_keeps_big_numbers_byte_exact(client, url):
     assert client.get(f"{url}?offset=-1").content == b"[" + b",".join(numbers) + b"]"
 
 
+def test_schema_checked_stream_refuses_an_integer_python_cannot_read(client, url, project):
+    """Stored as-is in a plain JSON stream, but a schema check must read the value."""
+    from apps.streams.models import StreamDefinition
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    StreamDefinition.objects.create(project=project, stream_id="ai", schema=schema, validate=True)
+    put(client, url)
+    error = refused(post(client, url, '[{"n": 1}, {"n": ' + "1" * 5000 + "}]"), 400)
+    assert error["code"] == "schema_violation"
+    assert error["chunk"] == 1
+    assert Chunk.objects.count() == 0
+
+
 def test_api_json_body_with_an_integer_python_cannot_hold_is_400(client):
     body = b'{"task_id": "t", "payload": ' + b"1" * 5000 + b"}"
     refused(client.post("/api/v1/runs", body, content_type=JSON), 400, "invalid_json")
