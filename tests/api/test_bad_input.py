@@ -244,6 +244,22 @@ def test_definition_refuses_what_cannot_be_stored(client, project, body, code):
     assert not project.stream_definitions.exists()
 
 
+# --- 9. names matched whole: a trailing newline is not part of a valid name ------------------
+
+
+@pytest.mark.parametrize("key", ["ai%0A", "ai%0D%0A", "ai%00"])
+def test_stream_key_with_a_trailing_newline_or_nul_is_400(client, run_id, key):
+    error = refused(put(client, f"/api/v1/runs/{run_id}/streams/{key}"), 400, "bad_request")
+    assert "not valid" in error["message"]
+    assert not Stream.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["ai%0A", "ai%00"])
+def test_standalone_name_with_a_trailing_newline_or_nul_is_not_created(client, name):
+    assert put(client, f"/ds/v1/stream/{name}").status_code in (400, 404)
+    assert not Stream.objects.exists()
+
+
 # --- 9. stream headers: TTL, expiry, Stream-Seq, Content-Type, Producer-Id ------------------
 
 
