@@ -397,3 +397,26 @@ def test_a_body_past_djangos_own_limit_is_json_413(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
     body = '{"task_id": "' + "t" * 100 + '"}'
     refused(client.post("/api/v1/runs", body, content_type=JSON), 413, "too_large")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        r'{"task_id": "t\ud800"}',
+        r'{"task_id": "t", "payload": "\udc00"}',
+        r'{"task_id": "t", "metadata": {"\ud83d": 1}}',
+        r'{"task_id": "t", "tags": ["\ud83d"]}',
+    ],
+)
+def test_run_create_refuses_lone_surrogates(client, project, body):
+    """``\ud800`` alone is valid JSON text but no Unicode: neither UTF-8 nor jsonb takes it."""
+    refused(client.post("/api/v1/runs", body, content_type=JSON), 400, "bad_request")
+    assert not project.runs.exists()
+
+
+def test_run_create_keeps_surrogate_pairs(client):
+    response = client.post(
+        "/api/v1/runs", r'{"task_id": "t", "payload": "\ud83d\ude00"}', content_type=JSON
+    )
+    assert response.status_code == 201
+    assert response.json()["payload"] == "\U0001f600"

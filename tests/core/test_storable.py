@@ -42,3 +42,16 @@ def test_check_json_accepts_ordinary_json_of_any_depth() -> None:
     for _ in range(10_000):
         deep = [deep]
     check_json(deep, name="payload")  # iterative: no RecursionError
+
+
+@pytest.mark.parametrize("value", ["a\ud800", "\udfff", "x\ud83d"])
+def test_check_text_refuses_lone_surrogates(value) -> None:
+    with pytest.raises(BadRequest, match="lone surrogate"):
+        check_text(value, name="task_id")
+    with pytest.raises(BadRequest, match=re.escape("payload['k'] contains a lone surrogate")):
+        check_json({"k": value}, name="payload")
+
+
+def test_check_text_accepts_astral_characters() -> None:
+    check_text("\U0001f600", name="task_id")
+    check_json({"\U0001f600": ["\U0001f600"]}, name="payload")
