@@ -6,6 +6,8 @@ SQLite), and ``now + Stream-TTL`` must stay a datetime: both databases now answe
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import CharField, Model
 
 from apps.streams.models import Producer, Stream
@@ -17,6 +19,9 @@ __all__ = ["MAX_TTL_SECONDS", "check_append", "check_config", "names_no_run"]
 # Ten years: a stream's expiry (now + TTL, renewed on use) stays far inside datetime's range,
 # which ends at year 9999 (Stream-TTL takes 12 digits; 3.2e11 seconds overflowed it).
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+# The type is echoed in the Content-Type of every read: printable ASCII only (media types are
+# ASCII tokens, RFC 9110, and Django refuses a header with a control character: a 500).
+_PRINTABLE_ASCII = re.compile(r"[\t\x20-\x7e]*")
 
 
 def _column_length(model: type[Model], name: str) -> int:
@@ -41,6 +46,11 @@ def check_config(*, content_type: str, ttl_seconds: int | None) -> None:
     check_text(
         content_type, name="Content-Type", max_length=_CONTENT_TYPE_MAX, header="Content-Type"
     )
+    if not _PRINTABLE_ASCII.fullmatch(content_type):
+        raise BadRequest(
+            f"Content-Type {content_type!r} is not valid: use printable ASCII.",
+            header="Content-Type",
+        )
     if ttl_seconds is not None and not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
         raise BadRequest(
             f"Stream-TTL {ttl_seconds} is out of range: give at most {MAX_TTL_SECONDS} seconds "

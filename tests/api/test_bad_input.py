@@ -420,3 +420,11 @@ def test_run_create_keeps_surrogate_pairs(client):
     )
     assert response.status_code == 201
     assert response.json()["payload"] == "\U0001f600"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain\n", "text/plain\r\nX-Evil: 1", "text/é"])
+def test_stream_content_type_must_be_printable_ascii(client, url, content_type):
+    """The type is echoed in every read's Content-Type: a control character there cannot be
+    sent (Django refuses the header: a 500), and RFC 9110 media types are ASCII tokens."""
+    refused(put(client, url, content_type=content_type), 400, "bad_request")
+    assert not Stream.objects.exists()
