@@ -14,7 +14,7 @@ from apps.streams.models import Producer, Stream
 from streamdash.core.errors import BadRequest
 from streamdash.core.storable import check_text
 
-__all__ = ["MAX_TTL_SECONDS", "check_append", "check_config", "names_no_run"]
+__all__ = ["MAX_TTL_SECONDS", "check_append", "check_config", "names_nothing"]
 
 # Ten years: a stream's expiry (now + TTL, renewed on use) stays far inside datetime's range,
 # which ends at year 9999 (Stream-TTL takes 12 digits; 3.2e11 seconds overflowed it).
@@ -36,9 +36,9 @@ _STREAM_SEQ_MAX = _column_length(Stream, "last_stream_seq")
 _PRODUCER_ID_MAX = _column_length(Producer, "producer_id")
 
 
-def names_no_run(run_id: str | None) -> bool:
-    """A run id with a NUL names no run (and PostgreSQL refuses it in a query)."""
-    return run_id is not None and "\x00" in run_id
+def names_nothing(*names: str | None) -> bool:
+    """A run id or stream key with a NUL names nothing (and PostgreSQL refuses the query)."""
+    return any(name is not None and "\x00" in name for name in names)
 
 
 def check_config(*, content_type: str, ttl_seconds: int | None) -> None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.streams import inserts, notify, producers, rows, schemas
-from apps.streams.limits import check_append, check_config, names_no_run
+from apps.streams.limits import check_append, check_config, names_nothing
 from apps.streams.models import Stream
 from apps.streams.producers import ProducerClaim
 from apps.streams.rows import LockedStream, ProducerState
@@ -73,7 +73,7 @@ def _by_ref(ref: StreamRef) -> QuerySet[Stream]:
 
 def stream_lookup(ref: StreamRef) -> Stream | None:
     """The stream a reference names, unless it is missing or expired."""
-    if names_no_run(ref.run_id):
+    if names_nothing(ref.run_id, ref.key):
         return None
     stream = _by_ref(ref).first()
     if stream is None or _is_expired(stream, timezone.now()):
@@ -184,7 +184,7 @@ def stream_create(
 def _run_status(project: Project, run_id: str) -> str:
     """The status of one of the project's runs, or ``NotFound``. Read through the project's
     reverse relation: runs sit above streams and are not imported here."""
-    if names_no_run(run_id):
+    if names_nothing(run_id):
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     status: str | None = project.runs.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None:
@@ -248,7 +248,7 @@ def chunks_append(
     if not chunks and not close:
         raise EmptyBody("The body is empty; send at least one chunk, or Stream-Closed: true.")
     check_append(stream_seq=stream_seq, producer_id=producer.producer_id if producer else None)
-    if ref is not None and names_no_run(ref.run_id):
+    if ref is not None and names_nothing(ref.run_id, ref.key):
         raise StreamNotFound("Stream not found.")
     now = timezone.now()
     where = (

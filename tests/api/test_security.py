@@ -559,3 +559,11 @@ async def test_ws_token_route_refuses_a_bad_position_with_4400_not_1011(ws_strea
     auth = [(b"authorization", f"Bearer {secret}".encode())]
     error = await _refused(f"/ws/v1/runs/{run.id}/streams/ai?{query}", 400, auth)
     assert error["code"] == code
+
+
+@pytest.mark.parametrize("path", ["run_%00/streams/ai", "{run}/streams/a%00"])
+async def test_ws_token_route_refuses_a_nul_in_the_url_with_4404_not_1011(ws_stream, path):
+    _project, run, _stream, secret = ws_stream
+    auth = [(b"authorization", f"Bearer {secret}".encode())]
+    error = await _refused(f"/ws/v1/runs/{path.format(run=run.id)}", 404, auth)
+    assert error["code"] in ("not_found", "stream_not_found")
