@@ -1,6 +1,10 @@
 """Domain errors → the JSON error shape of PROTOCOL.md §4. The only place that builds error
 JSON, for HTTP responses, SSE ``error`` events and WebSocket ``error`` frames alike: views and
-consumers raise ``DomainError``s and render them with ``error_body``."""
+consumers raise ``DomainError``s and render them with ``error_body``.
+
+The view decorators also answer what no view expected in that shape, never with Django's HTML
+page: a database that is away is a 503 ``unavailable`` with ``Retry-After``; anything else is a
+500 ``internal_error``, logged here with its traceback (the answer carries no detail)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,23 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from streamdash.core.errors import DomainError
+from streamdash.core.errors import (
+    BadRequest,
+    DomainError,
+    InternalError,
+    TooLarge,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
+
+# Long enough for a restarting database or a released SQLite lock, short for a client's retry.
+RETRY_AFTER_SECONDS = 5
 
 
 def error_body(exc: DomainError) -> dict[str, Any]:
@@ -37,13 +53,33 @@ def error_response(exc: DomainError) -> HttpResponse:
     return response
 
 
+def unexpected_error(request: HttpRequest, exc: Exception) -> DomainError:
+    """The domain error that answers an exception a view did not turn into one."""
+    where = f"{request.method} {request.path}"  # the path only: a query may hold a token
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return TooLarge(f"The request body is larger than {limit} bytes.", limit=limit)
+    if isinstance(exc, SuspiciousOperation):
+        logger.warning("Refused %s: %s", where, exc)
+        return BadRequest("The request was refused as malformed.")
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Database unavailable during %s", where, exc_info=exc)
+        return Unavailable(
+            f"The database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+    logger.error("Unexpected error during %s", where, exc_info=exc)
+    return InternalError("The server failed to answer this request; the error has been logged.")
+
+
 View = Callable[..., HttpResponseBase]
 # Coroutine, not Awaitable: Django (and its stubs) tell async views by their coroutine.
 AsyncView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
 def api_errors(view: View) -> View:
-    """Render domain errors raised by a sync view."""
+    """Render domain errors raised by a sync view, and anything else as above."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -51,12 +87,14 @@ def api_errors(view: View) -> View:
             return view(request, *args, **kwargs)
         except DomainError as exc:
             return error_response(exc)
+        except Exception as exc:
+            return error_response(unexpected_error(request, exc))
 
     return wrapper
 
 
 def async_api_errors(view: AsyncView) -> AsyncView:
-    """Render domain errors raised by an async view."""
+    """Render domain errors raised by an async view, and anything else as above."""
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -64,5 +102,7 @@ def async_api_errors(view: AsyncView) -> AsyncView:
             return await view(request, *args, **kwargs)
         except DomainError as exc:
             return error_response(exc)
+        except Exception as exc:
+            return error_response(unexpected_error(request, exc))
 
     return wrapper

@@ -25,8 +25,13 @@ def read_json_object(request: HttpRequest) -> dict[str, Any]:
         return {}
     if body.lstrip()[:1] != b"{":
         raise BadRequest("The body must be a JSON object.")
-    (raw,) = split_json(body)  # validates UTF-8, syntax and nesting depth
-    value = json.loads(raw)
+    (raw,) = split_json(body)  # validates UTF-8, syntax, nesting depth, no NaN/Infinity
+    try:
+        value = json.loads(raw)
+    except ValueError:  # valid JSON that Python cannot hold: an integer of 4300+ digits
+        raise InvalidJson(
+            "The body holds an integer of more than 4300 digits; send it as a string."
+        ) from None
     if not isinstance(value, dict):
         raise InvalidJson("The body must be a JSON object.")
     return value

@@ -44,6 +44,12 @@ EXPOSED_HEADERS = (
 )
 
 _TTL_RE = re.compile(r"0|[1-9][0-9]{0,11}")
+# RFC 3339, ASCII digits only, the zone checked apart for a clearer message. Matched before
+# fromisoformat, which takes ISO forms RFC 3339 does not and stops reading at a NUL.
+_EXPIRES_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 _UINT_RE = re.compile(r"0|[1-9][0-9]{0,17}")
 # Cursors are numbered 20-second intervals: CDN request collapsing keys on them.
 _CURSOR_INTERVAL = 20
@@ -79,8 +85,11 @@ def stream_config(request: StreamRequest, content_type: str) -> StreamConfig:
             )
         ttl = int(ttl_header)
     if expires_header is not None:
+        value = expires_header.strip()
         try:
-            expires_at = dt.datetime.fromisoformat(expires_header.strip())
+            if not _EXPIRES_RE.fullmatch(value):
+                raise ValueError(value)
+            expires_at = dt.datetime.fromisoformat(value.upper())
         except ValueError:
             raise BadRequest(
                 f"Stream-Expires-At {expires_header!r} is not an RFC 3339 timestamp.",
@@ -90,6 +99,14 @@ def stream_config(request: StreamRequest, content_type: str) -> StreamConfig:
             raise BadRequest(
                 "Stream-Expires-At needs a time zone (Z or +00:00).", header=EXPIRES_AT
             )
+        try:
+            # In UTC, as stored and compared: 9999-12-31T23:59:59-01:00 is past year 9999.
+            expires_at = expires_at.astimezone(dt.UTC)
+        except OverflowError:
+            raise BadRequest(
+                f"Stream-Expires-At {expires_header!r} is outside the years 1–9999 in UTC.",
+                header=EXPIRES_AT,
+            ) from None
     return StreamConfig(
         content_type=content_type,
         ttl_seconds=ttl,

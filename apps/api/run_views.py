@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -12,11 +12,14 @@ from apps.api.errors import api_errors
 from apps.api.jsonbody import read_json_object
 from apps.api.serializers import run_dict, stream_dict
 from apps.projects.access import authenticate
-from apps.projects.tokens import token_mint, validate_scopes
+from apps.projects.tokens import MAX_TTL, token_mint, validate_scopes
 from apps.runs import selectors, services
+from apps.runs.ids import is_run_id
 from streamdash.core.errors import BadRequest
+from streamdash.core.storable import check_text
 
 _LIST_LIMIT_MAX = 200
+_LIST_FILTERS = ("status", "task_id", "tag", "q")
 
 
 def _optional_list(body: dict[str, object], name: str) -> list[str]:
@@ -24,6 +27,21 @@ def _optional_list(body: dict[str, object], name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadRequest(f"{name} must be a list of strings.", field=name)
     return list(value)
+
+
+def _list_query(query: QueryDict) -> dict[str, str | None]:
+    """The list's cursor (a run id: the ``next_cursor`` of the page before) and filters."""
+    cursor = query.get("cursor") or None
+    if cursor is not None and not is_run_id(cursor):
+        raise BadRequest(
+            f"cursor {cursor!r} is not valid: pass the next_cursor of the previous page.",
+            field="cursor",
+        )
+    filters = {name: query.get(name) for name in _LIST_FILTERS}
+    for name, value in filters.items():
+        if value:
+            check_text(value, name=name, field=name)
+    return {"before": cursor, **filters}
 
 
 def _optional_dict(body: dict[str, object], name: str) -> dict[str, object] | None:
@@ -44,13 +62,14 @@ def runs(request: HttpRequest) -> JsonResponse:
             limit = min(int(request.GET.get("limit", "50")), _LIST_LIMIT_MAX)
         except ValueError:
             raise BadRequest("limit must be a whole number.") from None
+        query = _list_query(request.GET)
         page, next_cursor = selectors.runs_page(
             project=principal.project,
-            before=request.GET.get("cursor"),
-            status=request.GET.get("status"),
-            task_id=request.GET.get("task_id"),
-            tag=request.GET.get("tag"),
-            search=request.GET.get("q"),
+            before=query["before"],
+            status=query["status"],
+            task_id=query["task_id"],
+            tag=query["tag"],
+            search=query["q"],
             limit=max(limit, 1),
         )
         return JsonResponse({"data": [run_dict(r) for r in page], "next_cursor": next_cursor})
@@ -124,8 +143,14 @@ def tokens(request: HttpRequest) -> JsonResponse:
         run_id = rest.partition(":")[2].partition("/")[0]
         services.run_get(project=principal.project, run_id=run_id)
     ttl_value = body.get("ttl", 900)
-    if not isinstance(ttl_value, int) or isinstance(ttl_value, bool):
-        raise BadRequest("ttl must be whole seconds.", field="ttl")
+    ttl_max = int(MAX_TTL.total_seconds())
+    # Bounded before timedelta(), which overflows (a 500) on a 30-digit number.
+    if (
+        not isinstance(ttl_value, int)
+        or isinstance(ttl_value, bool)
+        or not 1 <= ttl_value <= ttl_max
+    ):
+        raise BadRequest(f"ttl must be whole seconds, from 1 to {ttl_max}.", field="ttl")
     ttl = dt.timedelta(seconds=ttl_value)
     token = token_mint(project_id=principal.project.pk, scopes=scopes, ttl=ttl)
     return JsonResponse({"token": token, "scopes": scopes, "expires_in": ttl_value}, status=201)

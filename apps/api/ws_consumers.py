@@ -27,16 +27,15 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
-from django.utils import timezone
 
 from apps.api.errors import error_body
 from apps.api.protocol import read_params
 from apps.api.ratelimit import live_reads, rate_key
 from apps.projects.access import authenticate_credential
-from apps.runs.models import Run
+from apps.runs.selectors import run_exists
 from apps.streams import threads
 from apps.streams.live import check_retained, follow
-from apps.streams.models import Stream
+from apps.streams.services import StreamRef, stream_lookup
 from streamdash.core.content import chunk_object
 from streamdash.core.errors import DomainError, NotFound, StreamNotFound
 
@@ -77,10 +76,11 @@ def _open(scope: Mapping[str, Any]) -> _Opened:
     principal = authenticate_credential(_credential(scope, query))
     params = read_params(query)
     principal.require("read", run_id=run_id, key=key)
-    if not Run.objects.filter(project=principal.project, pk=run_id).exists():
+    # Through the selector and service that check names first: a NUL in the URL was a 1011.
+    if not run_exists(project=principal.project, run_id=run_id):
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
-    stream = Stream.objects.filter(run_id=run_id, key=key).first()
-    if stream is None or (stream.expires_at is not None and stream.expires_at <= timezone.now()):
+    stream = stream_lookup(StreamRef(project_id=principal.project.pk, run_id=run_id, key=key))
+    if stream is None:
         raise StreamNotFound(f"Stream {key!r} not found.", stream=key)
     start = params.start_index(stream.next_index)
     check_retained(stream.first_index, start)

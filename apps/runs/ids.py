@@ -6,11 +6,13 @@ were made (the random part is incremented), so "newest first" never shuffles a b
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RUN_ID_RE = re.compile(f"run_[{_CROCKFORD}]{{26}}")
 _lock = threading.Lock()
 _last = (0, 0)
 
@@ -38,3 +40,9 @@ def ulid() -> str:
 
 def new_run_id() -> str:
     return f"run_{ulid()}"
+
+
+def is_run_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a run id. Anything else names no run, and is answered
+    without a query (a NUL in it would make PostgreSQL refuse the query itself)."""
+    return _RUN_ID_RE.fullmatch(value) is not None

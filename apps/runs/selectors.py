@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Count, Max, QuerySet
 
 from apps.projects.models import Project
+from apps.runs.ids import is_run_id
 from apps.runs.models import Run
 from apps.streams.models import Stream
 
@@ -80,4 +81,4 @@ def run_stamps(run_ids: Sequence[str]) -> dict[str, RunStamp]:
 
 
 def run_exists(*, project: Project, run_id: str) -> bool:
-    return Run.objects.filter(project=project, pk=run_id).exists()
+    return is_run_id(run_id) and Run.objects.filter(project=project, pk=run_id).exists()

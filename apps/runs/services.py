@@ -1,6 +1,9 @@
 """Run lifecycle: create, update, claim, and retention's expiry changes, expire and delete.
 Reaching a final status closes the run's streams. Every change tells the run's live readers
-after the commit."""
+after the commit.
+
+What a run stores is checked first (``streamdash.core.storable``): no NUL in its text, only
+finite numbers in its JSON, so SQLite and PostgreSQL both answer such input with a 400."""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from apps.runs.expiry import retention_days_for
-from apps.runs.ids import new_run_id
+from apps.runs.ids import is_run_id, new_run_id
 from apps.runs.models import Run
 from apps.streams import notify
 from apps.streams.models import Stream
 from apps.streams.services import streams_close_for_run, streams_delete
 from streamdash.core.errors import BadRequest, Conflict, NotFound
 from streamdash.core.runstatus import FINAL_STATUSES, RunStatus
+from streamdash.core.storable import check_json, check_text
 
 # Which status may follow which. A final status is final.
 _TRANSITIONS: dict[str, frozenset[str]] = {
@@ -42,6 +46,9 @@ def run_create(
 ) -> Run:
     if not task_id or len(task_id) > 200:
         raise BadRequest("task_id is required (1–200 characters).", field="task_id")
+    check_text(task_id, name="task_id", field="task_id")
+    for name, value in (("payload", payload), ("metadata", metadata), ("tags", tags)):
+        check_json(value, name=name, field=name)
     with transaction.atomic():
         run = Run.objects.create(
             id=new_run_id(),
@@ -55,10 +62,16 @@ def run_create(
     return run
 
 
+def _not_found(run_id: str) -> NotFound:
+    return NotFound(f"Run {run_id!r} not found.", run=run_id)
+
+
 def run_get(*, project: Project, run_id: str) -> Run:
+    if not is_run_id(run_id):
+        raise _not_found(run_id)
     run = Run.objects.filter(project=project, pk=run_id).first()
     if run is None:
-        raise NotFound(f"Run {run_id!r} not found.", run=run_id)
+        raise _not_found(run_id)
     return run
 
 
@@ -74,11 +87,15 @@ def run_update(
     set_error: bool = False,
 ) -> Run:
     """Change a run. Metadata is merged key by key (a ``None`` value removes a key)."""
+    if not is_run_id(run_id):
+        raise _not_found(run_id)
+    for name, value in (("metadata", metadata), ("output", output), ("error", error)):
+        check_json(value, name=name, field=name)
     now = timezone.now()
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(project=project, pk=run_id).first()
         if run is None:
-            raise NotFound(f"Run {run_id!r} not found.", run=run_id)
+            raise _not_found(run_id)
         if status is not None and status != run.status:
             if status not in RunStatus.values:
                 raise BadRequest(
@@ -121,6 +138,8 @@ def run_claim(*, project: Project, task_ids: list[str], worker: str) -> Run | No
     """Claim the oldest queued run of these tasks for one worker, or None. Safe with many
     workers: the row is locked and skipped by the others (SKIP LOCKED on PostgreSQL, the
     database-wide write lock on SQLite)."""
+    check_json(task_ids, name="task_ids", field="task_ids")
+    check_text(worker, name="worker", max_length=100, field="worker")
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(skip_locked=True)

@@ -18,6 +18,7 @@ from apps.projects.models import Project
 from apps.streams.models import StreamDefinition
 from apps.streams.schemas import check_schema
 from streamdash.core.errors import BadRequest, NotFound, TooLarge
+from streamdash.core.storable import check_json, check_text
 
 __all__ = ["definition_get", "definition_put"]
 
@@ -25,12 +26,18 @@ _ID_RE = re.compile(r"[A-Za-z0-9._~:-]{1,200}")
 _DESCRIPTION_MAX = 10_000
 
 
-def _check(stream_id: str, schema: Any, description: str) -> None:
+def _check_id(stream_id: str) -> None:
     if not _ID_RE.fullmatch(stream_id):
         raise BadRequest(
             f"Stream id {stream_id!r} is not valid: use 1–200 letters, digits and . _ ~ : -",
             stream=stream_id,
         )
+
+
+def _check(stream_id: str, schema: Any, description: str) -> None:
+    _check_id(stream_id)
+    check_text(description, name="description", field="description")
+    check_json(schema, name="schema", field="schema")
     if schema is not None and not isinstance(schema, dict | bool):
         raise BadRequest("schema must be a JSON Schema (an object or a boolean).", field="schema")
     if len(description) > _DESCRIPTION_MAX:
@@ -74,6 +81,7 @@ def definition_put(
 
 
 def definition_get(*, project: Project, stream_id: str) -> StreamDefinition:
+    _check_id(stream_id)
     definition = StreamDefinition.objects.filter(project=project, stream_id=stream_id).first()
     if definition is None:
         raise NotFound(f"Stream definition {stream_id!r} not found.", stream=stream_id)

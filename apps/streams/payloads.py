@@ -3,8 +3,11 @@
 JSON streams: one JSON value is one chunk, and a top-level array is flattened one level (so an
 array chunk is sent as ``[[...]]``). Each chunk keeps the exact bytes the writer sent for that
 value: elements are cut out of the body with ``raw_decode`` instead of being re-serialised, so
-numbers such as ``1e400`` or ``0.10`` survive unchanged. This runs on every append, so the
-body is parsed once, by the C decoder, and the depth limit is checked on the text.
+numbers such as ``1e400`` or ``0.10`` survive unchanged. The decoder only validates: numbers
+are never converted (Python refuses integers of more than 4300 digits, valid JSON all the same),
+and ``NaN``/``Infinity``, which Python's decoder accepts but JSON does not (RFC 8259), are
+refused, since every reader's ``JSON.parse`` would fail on the stream. This runs on every
+append, so the body is parsed once, by the C decoder, and the depth limit is checked on the text.
 """
 
 from __future__ import annotations
@@ -15,9 +18,19 @@ import re
 from django.conf import settings
 
 from streamdash.core.content import is_json_type
-from streamdash.core.errors import EmptyBody, InvalidJson, TooLarge
+from streamdash.core.errors import EmptyBody, InvalidJson, TooLarge, TooManyChunks
 
-_DECODER = json.JSONDecoder()
+
+def _not_json(constant: str) -> None:
+    raise InvalidJson(
+        f"The body is not valid JSON: {constant} is not JSON (RFC 8259); send a number, null "
+        "or a string instead.",
+        value=constant,
+    )
+
+
+# ``str`` keeps a number's text as it is: validated by the scanner, never converted.
+_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_not_json)
 _WS = re.compile(r"[ \t\n\r]*")
 # A JSON string in "unrolled loop" form, its closing quote optional: every match runs to the
 # string's end (or the text's end), so the scan below is linear even on an unterminated string.
@@ -67,9 +80,19 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-def split_json(body: bytes, *, allow_empty_array: bool = False) -> list[bytes]:
+def _too_many(limit: int) -> TooManyChunks:
+    return TooManyChunks(
+        f"The request holds more than {limit} chunks (JSON array elements); one request may "
+        f"append at most {limit} chunks. Split it into several appends.",
+        limit=limit,
+    )
+
+
+def split_json(
+    body: bytes, *, allow_empty_array: bool = False, max_chunks: int | None = None
+) -> list[bytes]:
     """Chunks of a JSON body: the elements of a top-level array, or the one value. Each element
-    is validated and cut out in one pass of the C decoder."""
+    is validated and cut out in one pass of the C decoder, which stops past ``max_chunks``."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -92,6 +115,8 @@ def split_json(body: bytes, *, allow_empty_array: bool = False) -> list[bytes]:
             return []
         raise EmptyBody("An empty JSON array appends nothing; send at least one value.")
     while True:
+        if max_chunks is not None and len(chunks) == max_chunks:
+            raise _too_many(max_chunks)
         end = _decode_one(text, pos)
         chunks.append(text[pos:end].encode("utf-8"))
         pos = _skip_ws(text, end)
@@ -107,7 +132,9 @@ def split_json(body: bytes, *, allow_empty_array: bool = False) -> list[bytes]:
 
 
 def split_body(content_type: str, body: bytes, *, allow_empty_array: bool = False) -> list[bytes]:
-    """The chunks a request body appends, validated against the size limits."""
+    """The chunks a request body appends, validated against the size limits and the number of
+    chunks per request: every chunk is a row, and a 2 MB body of ``0,`` is a million rows
+    inserted under the write lock, while the rate limit counts requests."""
     if len(body) > settings.STREAMDASH_MAX_REQUEST_BYTES:
         raise TooLarge(
             f"The request body is {len(body)} bytes; the limit is "
@@ -115,7 +142,11 @@ def split_body(content_type: str, body: bytes, *, allow_empty_array: bool = Fals
             limit=settings.STREAMDASH_MAX_REQUEST_BYTES,
         )
     chunks = (
-        split_json(body, allow_empty_array=allow_empty_array)
+        split_json(
+            body,
+            allow_empty_array=allow_empty_array,
+            max_chunks=settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST,
+        )
         if is_json_type(content_type)
         else [body]
     )

@@ -40,7 +40,16 @@ def check_schema(schema: Any) -> None:
 def validate_chunks(schema: str, chunks: list[bytes]) -> None:
     validator = _validator(schema)
     for position, chunk in enumerate(chunks):
-        error = best_match(validator.iter_errors(json.loads(chunk)))
+        try:
+            value = json.loads(chunk)
+        except ValueError:  # valid JSON Python cannot read: an integer of 4300+ digits
+            raise SchemaViolation(
+                f"Chunk {position} holds an integer of more than 4300 digits, which the "
+                "stream's schema check cannot read; send it as a string.",
+                chunk=position,
+                path=[],
+            ) from None
+        error = best_match(validator.iter_errors(value))
         if error is not None:
             raise SchemaViolation(
                 f"Chunk {position} does not match the stream's schema: {error.message}",

@@ -27,15 +27,12 @@ from apps.streams.appending import (
     check_room,
     plan_append,
 )
+from apps.streams.limits import check_append, check_config, names_nothing
 from apps.streams.models import Stream
 from apps.streams.producers import ProducerClaim
 from apps.streams.rows import LockedStream
 from streamdash.core.content import base_content_type
-from streamdash.core.errors import (
-    NotFound,
-    RunFinished,
-    StreamExists,
-)
+from streamdash.core.errors import NotFound, RunFinished, StreamExists, StreamNotFound
 from streamdash.core.runstatus import FINAL_STATUSES
 
 __all__ = [
@@ -73,6 +70,8 @@ class StreamRef:
 
 def stream_lookup(ref: StreamRef) -> Stream | None:
     """The stream a reference names, unless it is missing or expired."""
+    if names_nothing(ref.run_id, ref.key):
+        return None
     stream = rows.stream_by_name(project_id=ref.project_id, run_id=ref.run_id, key=ref.key)
     if stream is None or _is_expired(stream, timezone.now()):
         return None
@@ -113,6 +112,7 @@ def stream_create(
     """Create a stream, idempotently: the same config again returns the existing stream
     (``created`` False); a different config raises ``StreamExists`` (409). A run's stream needs
     the run to exist in the project and not to have finished."""
+    check_config(content_type=config.content_type, ttl_seconds=config.ttl_seconds)
     run_status = _run_status(project, run_id) if run_id is not None else None
     if run_status in FINAL_STATUSES:
         raise RunFinished(f"Run {run_id} has finished; it cannot get new streams.", run=run_id)
@@ -173,6 +173,8 @@ def stream_create(
 def _run_status(project: Project, run_id: str) -> str:
     """The status of one of the project's runs, or ``NotFound``. Read through the project's
     reverse relation: runs sit above streams and are not imported here."""
+    if names_nothing(run_id):
+        raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     status: str | None = project.runs.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None:
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
@@ -228,7 +230,7 @@ def chunks_append(
     also reads the producer's state (``apps.streams.rows``); the rules are
     ``appending.plan_append``. ``achunks_append`` is the async twin."""
     request = AppendRequest(chunks, content_type, producer, stream_seq, close)
-    check_request(request)
+    _check_append(ref, request)
     now = timezone.now()
     with transaction.atomic():
         stream, state = rows.lock_for_append(
@@ -259,8 +261,20 @@ async def achunks_append(*, ref: StreamRef, request: AppendRequest) -> AppendRes
     """``chunks_append`` for async callers: on PostgreSQL in two round trips on psycopg's async
     pool, with no thread (``apps.streams.pg_append``); elsewhere one hop to the write pool."""
     if pg_append.available():
+        _check_append(ref, request)
         return await pg_append.append(where=_where(None, ref), request=request)
     return await threads.run_in("write", chunks_append, ref=ref, **vars(request))
+
+
+def _check_append(ref: StreamRef | None, request: AppendRequest) -> None:
+    """What an append is refused for before any database work, on both executors."""
+    check_request(request)
+    producer = request.producer
+    check_append(
+        stream_seq=request.stream_seq, producer_id=producer.producer_id if producer else None
+    )
+    if ref is not None and names_nothing(ref.run_id, ref.key):
+        raise StreamNotFound("Stream not found.")
 
 
 def _where(stream_id: int | None, ref: StreamRef | None) -> dict[str, Any]:

@@ -118,6 +118,10 @@ class StreamFull(TooLarge):
     code = "stream_full"
 
 
+class TooManyChunks(TooLarge):
+    code = "too_many_chunks"
+
+
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
     status = 415
@@ -136,3 +140,10 @@ class InternalError(DomainError):
 
     def __init__(self, message: str = "The server failed; try again.", **facts: Any) -> None:
         super().__init__(message, **facts)
+
+
+class Unavailable(DomainError):
+    """The database (or another dependency) is away for now: retry after ``Retry-After``."""
+
+    code = "unavailable"
+    status = 503

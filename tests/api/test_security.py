@@ -570,3 +570,27 @@ async def test_ws_token_route_refuses_a_purged_position_with_410(ws_stream) -> N
     assert error["earliest_index"] == 1
     error = await _refused(f"/ws/v1/runs/{run.id}/streams/ai?offset=garbage", 400, auth)
     assert error["code"] == "invalid_offset"
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("start_index=%C2%B2", "bad_request"),  # ² is a digit to str.isdigit, not to int()
+        ("start_index=1%D9%A3", "bad_request"),  # 1 and an Arabic-Indic 3: \d takes it
+        ("start_index=" + "9" * 5000, "bad_request"),  # past int()'s 4300-digit limit
+        ("offset=0000000000000000_000000000000000%D9%A3", "invalid_offset"),
+    ],
+)
+async def test_ws_token_route_refuses_a_bad_position_with_4400_not_1011(ws_stream, query, code):
+    _project, run, _stream, secret = ws_stream
+    auth = [(b"authorization", f"Bearer {secret}".encode())]
+    error = await _refused(f"/ws/v1/runs/{run.id}/streams/ai?{query}", 400, auth)
+    assert error["code"] == code
+
+
+@pytest.mark.parametrize("path", ["run_%00/streams/ai", "{run}/streams/a%00"])
+async def test_ws_token_route_refuses_a_nul_in_the_url_with_4404_not_1011(ws_stream, path):
+    _project, run, _stream, secret = ws_stream
+    auth = [(b"authorization", f"Bearer {secret}".encode())]
+    error = await _refused(f"/ws/v1/runs/{path.format(run=run.id)}", 404, auth)
+    assert error["code"] in ("not_found", "stream_not_found")

@@ -1,0 +1,86 @@
+"""Request bodies → chunks (apps/streams/payloads.py): the limits every append path gets, and
+what counts as JSON."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from apps.streams.payloads import split_body, split_json
+from streamdash.core.errors import InvalidJson, TooLarge, TooManyChunks
+
+JSON = "application/json"
+
+
+def test_split_body_refuses_more_chunks_than_the_limit(settings) -> None:
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 3
+    assert split_body(JSON, b"[1,2,3]") == [b"1", b"2", b"3"]
+    with pytest.raises(TooManyChunks) as refused:
+        split_body(JSON, b"[1,2,3,4]")
+    assert refused.value.status == 413
+    assert refused.value.code == "too_many_chunks"
+    assert refused.value.facts["limit"] == 3
+    assert "3 chunks" in refused.value.message
+
+
+def test_split_body_counts_only_top_level_elements(settings) -> None:
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 1
+    assert split_body(JSON, b"[[1,2,3,4]]") == [b"[1,2,3,4]"]
+    assert split_body("text/plain", b"1,2,3,4") == [b"1,2,3,4"]
+
+
+def test_split_body_stops_at_the_limit_instead_of_splitting_everything(settings) -> None:
+    """The measured attack: a 2 MB body of ``0,`` is a million chunks. Refused after the
+    limit's worth of elements, not after cutting out all of them."""
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 10_000
+    body = b"[" + b",".join([b"0"] * 1_000_000) + b"]"
+    began = time.perf_counter()
+    with pytest.raises(TooManyChunks):
+        split_body(JSON, body)
+    assert time.perf_counter() - began < 0.5
+
+
+def test_the_default_limit_is_above_what_the_sdk_batches(settings) -> None:
+    from streamdash.sdk._writer import WriterOptions
+
+    assert settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST == 10_000
+    assert WriterOptions().max_batch_chunks <= settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST
+
+
+def test_split_json_for_one_object_has_no_chunk_limit(settings) -> None:
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 1
+    assert split_json(b'{"a": [1, 2, 3]}') == [b'{"a": [1, 2, 3]}']
+
+
+def test_too_many_chunks_is_a_kind_of_too_large() -> None:
+    assert issubclass(TooManyChunks, TooLarge)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"[1, NaN]",
+        b'[{"a": Infinity}]',
+        b"[[1, [-Infinity]]]",
+        b'{"x": NaN}',
+    ],
+)
+def test_split_json_refuses_nan_and_infinity(body: bytes) -> None:
+    """Not JSON (RFC 8259): a reader's ``JSON.parse`` of the stream would fail on them."""
+    with pytest.raises(InvalidJson, match="not JSON"):
+        split_body(JSON, body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"1e400", b"-1e400", b"1E+999", b"0.10", b"1" * 5000, b"-" + b"9" * 5000, b"1." + b"0" * 5000],
+)
+def test_split_json_keeps_numbers_byte_exact_whatever_their_size(value: bytes) -> None:
+    """Valid JSON numbers outside what Python's float or int conversion takes are still JSON:
+    the stream stores the writer's bytes, and never converts them."""
+    assert split_body(JSON, b"[" + value + b", " + value + b"]") == [value, value]
+    assert split_body(JSON, value) == [value]
