@@ -15,8 +15,8 @@ from streamdash.core.errors import BadRequest
 
 
 @csrf_exempt
-@require_http_methods(["GET", "PUT"])
 @api_errors
+@require_http_methods(["GET", "PUT"])
 def definition(request: HttpRequest, stream_id: str) -> JsonResponse:
     principal = authenticate(request)
     if request.method == "GET":

@@ -17,12 +17,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 
 from streamdash.core.errors import (
     BadRequest,
     DomainError,
     InternalError,
+    MethodNotAllowed,
     TooLarge,
     Unavailable,
 )
@@ -78,13 +79,29 @@ View = Callable[..., HttpResponseBase]
 AsyncView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
+def _json_not_allowed(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Django's method decorators (``require_POST``…) answer an empty 405 page; put above them,
+    the decorator below answers the same refusal in the JSON shape, with its ``Allow``."""
+    if not isinstance(response, HttpResponseNotAllowed):
+        return response
+    allow = response["Allow"]
+    return error_response(
+        MethodNotAllowed(
+            f"Method {request.method} is not allowed here; use {allow}.",
+            headers={"Allow": allow},
+            allowed=allow.split(", "),
+        )
+    )
+
+
 def api_errors(view: View) -> View:
-    """Render domain errors raised by a sync view, and anything else as above."""
+    """Render domain errors raised by a sync view, and anything else as above. Put it above
+    ``require_http_methods`` so that a refused method is JSON too."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            return view(request, *args, **kwargs)
+            return _json_not_allowed(request, view(request, *args, **kwargs))
         except DomainError as exc:
             return error_response(exc)
         except Exception as exc:

@@ -52,8 +52,8 @@ def _optional_dict(body: dict[str, object], name: str) -> dict[str, object] | No
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
 @api_errors
+@require_http_methods(["GET", "POST"])
 def runs(request: HttpRequest) -> JsonResponse:
     principal = authenticate(request)
     if request.method == "GET":
@@ -94,8 +94,8 @@ def runs(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
-@require_http_methods(["GET", "PATCH"])
 @api_errors
+@require_http_methods(["GET", "PATCH"])
 def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
     principal = authenticate(request)
     if request.method == "GET":
@@ -119,8 +119,8 @@ def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
     return JsonResponse(run_dict(run))
 
 
-@require_GET
 @api_errors
+@require_GET
 def run_streams(request: HttpRequest, run_id: str) -> JsonResponse:
     principal = authenticate(request)
     principal.require("read", run_id=run_id)
@@ -129,8 +129,8 @@ def run_streams(request: HttpRequest, run_id: str) -> JsonResponse:
 
 
 @csrf_exempt
-@require_POST
 @api_errors
+@require_POST
 def tokens(request: HttpRequest) -> JsonResponse:
     principal = authenticate(request)
     if principal.is_token:

@@ -18,8 +18,8 @@ _TASKS_MAX = 500
 
 
 @csrf_exempt
-@require_POST
 @api_errors
+@require_POST
 def claim(request: HttpRequest) -> HttpResponse:
     principal = authenticate(request)
     principal.require("write")

@@ -428,3 +428,21 @@ def test_stream_content_type_must_be_printable_ascii(client, url, content_type):
     sent (Django refuses the header: a 500), and RFC 9110 media types are ASCII tokens."""
     refused(put(client, url, content_type=content_type), 400, "bad_request")
     assert not Stream.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("delete", "/api/v1/runs", "GET, POST"),
+        ("put", "/api/v1/runs/{run}", "GET, PATCH"),
+        ("post", "/api/v1/runs/{run}/streams", "GET"),
+        ("get", "/api/v1/tokens", "POST"),
+        ("delete", "/api/v1/definitions/ai", "GET, PUT"),
+        ("get", "/api/v1/runs/claim", "POST"),
+    ],
+)
+def test_a_method_a_route_does_not_take_is_a_json_405(client, run_id, method, path, allow):
+    response = getattr(client, method)(path.format(run=run_id))
+    error = refused(response, 405, "method_not_allowed")
+    assert response["Allow"] == allow
+    assert method.upper() in error["message"]
