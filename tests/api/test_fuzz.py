@@ -214,9 +214,12 @@ def test_fuzz_stream_urls(known, method, template, run, key, query, headers, bod
 
 @bounded
 @given(
-    template=st.sampled_from(["/api/v1/runs", "/api/v1/runs/{run}", "/api/v1/runs/{run}/streams"]),
+    method=st.sampled_from(["GET", "GET", "GET", "HEAD", "PUT", "DELETE", "OPTIONS"]),
+    template=st.sampled_from(
+        ["/api/v1/runs", "/api/v1/runs/{run}", "/api/v1/runs/{run}/streams", "/api/v1/tokens"]
+    ),
     run=st.one_of(st.just("{known}"), segment),
     query=st.dictionaries(st.sampled_from(LIST_PARAMS), text, max_size=3),
 )
-def test_fuzz_reads(known, template, run, query) -> None:
-    _send(known, "GET", template, run=run, query=query)
+def test_fuzz_reads(known, method, template, run, query) -> None:
+    _send(known, method, template, run=run, query=query)
