@@ -47,7 +47,7 @@ from apps.streams.run_watch import RunGone, RunSource, RunState
 from streamdash.core.content import chunk_object
 from streamdash.core.errors import BadRequest, DomainError, MethodNotAllowed, Unauthorized
 
-_POSITION_RE = re.compile(r"^[A-Za-z0-9._~:-]{1,200}=\d{1,19}$")
+_POSITION_RE = re.compile(r"[A-Za-z0-9._~:-]{1,200}=[0-9]{1,19}")
 
 
 def parse_positions(value: str | None) -> dict[str, int]:
@@ -55,7 +55,7 @@ def parse_positions(value: str | None) -> dict[str, int]:
         return {}
     positions: dict[str, int] = {}
     for item in value.split(","):
-        if not _POSITION_RE.match(item):
+        if not _POSITION_RE.fullmatch(item):
             raise BadRequest(f"Position {item!r} is not key=index.")
         key, _, index = item.partition("=")
         positions[key] = int(index)

@@ -79,3 +79,22 @@ def test_route_path_takes_root_path_off_like_django() -> None:
     scope = {"type": "http", "path": "/x/api/v1/runs/r/streams/ai", "root_path": "/x"}
     assert route_path(scope) == "/api/v1/runs/r/streams/ai"
     assert is_stream_url(scope)
+
+
+@pytest.mark.django_db
+def test_unknown_api_routes_answer_in_the_json_error_shape(client) -> None:
+    for path in ("/api/v1/nope", "/ds/v2/stream/x", "/api/v1/runs/r/streams/a/b"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "not_found"
+    assert client.get("/no-such-page/").status_code == 404  # the site keeps its own page
+
+
+def test_subscribe_positions_are_matched_whole() -> None:
+    from apps.api.subscribe_views import parse_positions
+
+    assert parse_positions("ai=3,progress=0") == {"ai": 3, "progress": 0}
+    for bad in ("ai=3\n", "ai=٣", "ai=²"):
+        with pytest.raises(DomainError):
+            parse_positions(bad)
