@@ -97,11 +97,18 @@ def _requests(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _inprocess(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
+    from apps.bench import inprocess
+
+    return inprocess.run(options["requests"], command.stdout.write)
+
+
 SCENARIOS: dict[str, Runner] = {
     "append": _append,
     "big": _big,
     "fanout": _fanout,
     "history": _history,
+    "inprocess": _inprocess,
     "latency": _latency,
     "purge": _purge,
     "requests": _requests,
@@ -132,7 +139,9 @@ class Command(BaseCommand):
             action="store_false",
             help="append/latency: skip the Durable Streams reference server",
         )
-        parser.add_argument("--requests", type=int, default=1000, help="requests: of each kind")
+        parser.add_argument(
+            "--requests", type=int, default=1000, help="requests, inprocess: of each kind"
+        )
         parser.add_argument(
             "--rates", default="20,500,2000", help="latency: chunks/s, comma-separated"
         )
