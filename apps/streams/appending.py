@@ -16,8 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.streams import producers, schemas
-from apps.streams.notify import inline_chunks
+from apps.streams import notify, producers, schemas
 from apps.streams.producers import ProducerClaim
 from apps.streams.records import ChunkRecord
 from apps.streams.rows import LockedStream, ProducerState
@@ -139,7 +138,7 @@ def plan_append(
         producer_row=(producer.producer_id, producer.epoch, producer.seq, saved)
         if producer is not None
         else None,
-        inline=inline_chunks(start, chunks, now, producer_id),
+        inline=notify.inline_chunks(start, chunks, now, producer_id),
         result=AppendResult(stream.pk, start, stream.next_index, stream.closed, producer=producer),
     )
 
@@ -183,4 +182,15 @@ def closed_error(stream: LockedStream) -> StreamClosed | RunFinished:
         "The stream is closed; it accepts no more chunks.",
         headers=headers,
         next_index=stream.next_index,
+    )
+
+
+def tell_readers(plan: AppendPlan) -> None:
+    """After the commit: the batch's notice to every hub (both executors send this)."""
+    notify.stream_appended(
+        stream_id=plan.stream.pk,
+        start=plan.start,
+        end=plan.stream.next_index,
+        closed=plan.stream.closed,
+        chunks=plan.inline,
     )

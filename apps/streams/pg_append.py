@@ -26,8 +26,14 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from apps.streams import notify, rows
-from apps.streams.appending import AppendRequest, AppendResult, check_request, plan_append
+from apps.streams import rows
+from apps.streams.appending import (
+    AppendRequest,
+    AppendResult,
+    check_request,
+    plan_append,
+    tell_readers,
+)
 from apps.streams.models import Chunk
 
 _INSERT = (
@@ -108,13 +114,7 @@ async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResu
             for statement, values in saves:
                 await conn.execute(statement, values)
             await conn.commit()
-    notify.stream_appended(
-        stream_id=plan.stream.pk,
-        start=plan.start,
-        end=plan.stream.next_index,
-        closed=plan.stream.closed,
-        chunks=plan.inline,
-    )
+    tell_readers(plan)
     return plan.result
 
 

@@ -20,12 +20,12 @@ from django.utils import timezone
 from apps.projects.models import Project
 from apps.streams import inserts, notify, pg_append, rows, threads
 from apps.streams.appending import (
-    AppendPlan,
     AppendRequest,
     AppendResult,
     check_request,
     check_room,
     plan_append,
+    tell_readers,
 )
 from apps.streams.limits import check_append, check_config, names_nothing
 from apps.streams.models import Stream
@@ -248,7 +248,7 @@ def chunks_append(
                 now=now,
             )
         rows.save_append(plan.stream, now=now, producer=plan.producer_row)
-        transaction.on_commit(lambda: _tell_readers(plan))
+        transaction.on_commit(lambda: tell_readers(plan))
     return plan.result
 
 
@@ -281,16 +281,6 @@ def _where(stream_id: int | None, ref: StreamRef | None) -> dict[str, Any]:
     if ref is not None:
         return {"project_id": ref.project_id, "run_id": ref.run_id, "key": ref.key}
     return {"stream_id": stream_id}
-
-
-def _tell_readers(plan: AppendPlan) -> None:
-    notify.stream_appended(
-        stream_id=plan.stream.pk,
-        start=plan.start,
-        end=plan.stream.next_index,
-        closed=plan.stream.closed,
-        chunks=plan.inline,
-    )
 
 
 @dataclass(frozen=True)

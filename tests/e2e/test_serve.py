@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from apps.bench.proc import connection_holder
 from tests.server import ROOT, Server, free_port
 
 pytestmark = pytest.mark.e2e
@@ -57,14 +58,7 @@ def _worker_of(connection: Connection, server_port: int, workers: set[int]) -> i
     """The worker process holding the server side of ``connection`` (after one response)."""
     assert connection.sock is not None
     client_port = connection.sock.getsockname()[1]
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
-        if (local, remote) == (server_port, client_port):
-            inodes.add(f"socket:[{fields[9]}]")
-    holders = [pid for pid in workers if _sockets(pid) & inodes]
-    return holders[0] if holders else None
+    return connection_holder(server_port, client_port, sorted(workers))
 
 
 def _until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
