@@ -149,6 +149,9 @@ else:
     # psycopg 3's pool: connections are reused across requests and threads without
     # the per-request connect cost. Durable commits: synchronous_commit stays on.
     DATABASES["default"].setdefault("OPTIONS", {})
+    # Pooled connections are checked when taken (Django passes psycopg_pool's check): after a
+    # database restart the idle ones are dead, and each would otherwise fail one request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 2,
         "max_size": STREAMDASH_DB_POOL_MAX,

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
@@ -54,16 +55,17 @@ def error_response(exc: DomainError) -> HttpResponse:
     return response
 
 
-def unexpected_error(request: HttpRequest, exc: Exception) -> DomainError:
-    """The domain error that answers an exception a view did not turn into one."""
-    where = f"{request.method} {request.path}"  # the path only: a query may hold a token
+def unexpected_error(where: str, exc: Exception) -> DomainError:
+    """The domain error that answers an exception a view did not turn into one; ``where`` is
+    the method and path (the path only: a query may hold a token)."""
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return TooLarge(f"The request body is larger than {limit} bytes.", limit=limit)
     if isinstance(exc, SuspiciousOperation):
         logger.warning("Refused %s: %s", where, exc)
         return BadRequest("The request was refused as malformed.")
-    if isinstance(exc, OperationalError | InterfaceError):
+    # Django's wrappers, and psycopg's own from the async append pool.
+    if isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError):
         logger.warning("Database unavailable during %s", where, exc_info=exc)
         return Unavailable(
             f"The database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds.",
@@ -105,7 +107,7 @@ def api_errors(view: View) -> View:
         except DomainError as exc:
             return error_response(exc)
         except Exception as exc:
-            return error_response(unexpected_error(request, exc))
+            return error_response(unexpected_error(f"{request.method} {request.path}", exc))
 
     return wrapper
 
@@ -120,6 +122,6 @@ def async_api_errors(view: AsyncView) -> AsyncView:
         except DomainError as exc:
             return error_response(exc)
         except Exception as exc:
-            return error_response(unexpected_error(request, exc))
+            return error_response(unexpected_error(f"{request.method} {request.path}", exc))
 
     return wrapper

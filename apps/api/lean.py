@@ -30,13 +30,13 @@ from django.core.handlers.asgi import get_script_prefix
 from django.urls import URLPattern
 
 from apps.api import urls
+from apps.api.errors import unexpected_error
 from apps.api.exchange import Headers, StreamRequest, StreamResponse
 from apps.api.live_views import Resolve, dispatch, error_stream_response
 from apps.api.middleware import PREFLIGHT_HEADERS, api_headers
 from apps.api.ratelimit import rate_key, write_limited
 from apps.api.subscribe_views import subscribe_run
 from apps.api.targets import run_target, standalone_target
-from streamdash.core.errors import InternalError
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +145,9 @@ class LeanStreams:
         request.body = body
         try:
             response = await handler(request)
-        except Exception:
-            logger.exception("stream request failed: %s %s", scope["method"], scope["path"])
-            response = error_stream_response(InternalError())
+        except Exception as exc:
+            where = f"{scope['method']} {scope['path']}"
+            response = error_stream_response(unexpected_error(where, exc))
         await _send(send, response, secure, head=request.method == "HEAD", receive=receive)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, OperationalError
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -90,13 +90,39 @@ async def _pool() -> AsyncConnectionPool[Any]:
 
 
 async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResult:
+    pool = await _pool()
+    try:
+        return await _append(pool, where, request)
+    except _Stale:
+        # The pooled connections died with the server they were made to (a restart, a
+        # failover): drop every dead one, then try once more on a live one.
+        await pool.check()
+    try:
+        return await _append(pool, where, request)
+    except _Stale as stale:
+        cause = stale.__cause__
+        assert isinstance(cause, OperationalError)
+        raise cause from None  # still away: the caller answers 503
+
+
+class _Stale(Exception):
+    """The connection failed before anything of this append reached the database."""
+
+
+async def _append(
+    pool: AsyncConnectionPool[Any], where: dict[str, Any], request: AppendRequest
+) -> AppendResult:
     check_request(request)
     now = timezone.now()
     sql, params = rows.lock_sql(postgres=True, **where)
     producer_id = request.producer.producer_id if request.producer else ""
-    pool = await _pool()
     async with pool.connection() as conn:
-        cursor = await conn.execute(sql, [producer_id, *params])
+        try:
+            cursor = await conn.execute(sql, [producer_id, *params])
+        except OperationalError as exc:
+            if not conn.closed and not conn.broken:
+                raise
+            raise _Stale from exc
         stream, state = rows.locked_row(await cursor.fetchone())
         plan = plan_append(stream, state, request, now)
         if isinstance(plan, AppendResult):

@@ -98,3 +98,16 @@ def test_subscribe_positions_are_matched_whole() -> None:
     for bad in ("ai=3\n", "ai=٣", "ai=²"):
         with pytest.raises(DomainError):
             parse_positions(bad)
+
+
+def test_a_database_away_is_a_503_whichever_driver_layer_raised_it() -> None:
+    import psycopg
+    from django.db import OperationalError
+
+    from apps.api.errors import unexpected_error
+
+    for exc in (psycopg.OperationalError("server closed"), OperationalError("gone")):
+        answer = unexpected_error("POST /ds/v1/stream/x", exc)
+        assert answer.status == 503
+        assert answer.code == "unavailable"
+        assert answer.headers["Retry-After"]
