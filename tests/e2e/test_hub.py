@@ -22,9 +22,16 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-async def _read_until(client: httpx.AsyncClient, url: str, want: int, ready: asyncio.Event) -> int:
+async def _read_until(
+    client: httpx.AsyncClient,
+    url: str,
+    want: int,
+    ready: asyncio.Event,
+    headers: dict[str, str] | None = None,
+) -> int:
     got = 0
-    async with client.stream("GET", url, params={"offset": "-1", "live": "sse"}) as response:
+    params = {"offset": "-1", "live": "sse"}
+    async with client.stream("GET", url, params=params, headers=headers) as response:
         assert response.status_code == 200
         ready.set()
         async for line in response.aiter_lines():
@@ -35,9 +42,12 @@ async def _read_until(client: httpx.AsyncClient, url: str, want: int, ready: asy
     return got
 
 
-def test_many_live_readers_add_no_threads(server: Server, server_key: str):
+@pytest.mark.parametrize("root_path", ["", "/mounted"], ids=["plain", "daphne-root-path"])
+def test_many_live_readers_add_no_threads(server: Server, server_key: str, root_path: str):
     """DESIGN.md's trap: a live reader must not pin a thread. 200 SSE readers on one stream,
-    then one append reaches all of them; the server's thread count barely moves."""
+    then one append reaches all of them; the server's thread count barely moves. A client may
+    send ``Daphne-Root-Path`` itself: the readers must still take the thread-free stream path
+    (it once sent them through Django's handler, a thread each)."""
     assert server.process is not None
     auth = {"Authorization": f"Bearer {server_key}"}
     run = httpx.post(f"{server.url}/api/v1/runs", json={"task_id": "fan"}, headers=auth).json()
@@ -51,7 +61,11 @@ def test_many_live_readers_add_no_threads(server: Server, server_key: str):
         async with httpx.AsyncClient(headers=auth, timeout=30, limits=limits) as client:
             before = _threads(server.process.pid)
             events = [asyncio.Event() for _ in range(READERS)]
-            tasks = [asyncio.create_task(_read_until(client, url, 3, e)) for e in events]
+            reader_url = url.replace("/api/", f"{root_path}/api/", 1)
+            root = {"Daphne-Root-Path": root_path} if root_path else None
+            tasks = [
+                asyncio.create_task(_read_until(client, reader_url, 3, e, root)) for e in events
+            ]
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), 30)
             await asyncio.sleep(0.5)
             during = _threads(server.process.pid)
