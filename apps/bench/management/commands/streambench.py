@@ -66,7 +66,14 @@ def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
 def _big(command: BaseCommand, options: dict[str, Any]) -> None:
     from apps.bench import big
 
-    command.stdout.write(json.dumps(big.run(options["mib"], command.stdout.write)))
+    command.stdout.write(json.dumps(big.run(options["mib"] or 300, command.stdout.write)))
+
+
+def _idle(command: BaseCommand, options: dict[str, Any]) -> None:
+    from apps.bench import idle
+
+    figures = idle.run(options["readers"] or 200, options["mib"] or 40, command.stdout.write)
+    command.stdout.write(json.dumps(figures))
 
 
 def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
@@ -74,7 +81,7 @@ def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
 
     figures = fanout.run(
         fanout.Options(
-            readers=options["readers"],
+            readers=options["readers"] or 1_000,
             viewers=options["viewers"],
             rate=options["rate"],
             seconds=options["seconds"] or 20.0,
@@ -108,6 +115,7 @@ SCENARIOS: dict[str, Runner] = {
     "big": _big,
     "fanout": _fanout,
     "history": _history,
+    "idle": _idle,
     "inprocess": _inprocess,
     "latency": _latency,
     "purge": _purge,
@@ -126,8 +134,12 @@ class Command(BaseCommand):
         parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
         parser.add_argument("--chunks", type=int, default=1_000_000, help="history/purge: chunks")
         parser.add_argument("--repeat", type=int, default=20, help="history: renders per page")
-        parser.add_argument("--mib", type=int, default=300, help="big: stream size in MiB")
-        parser.add_argument("--readers", type=int, default=1_000, help="fanout: SSE readers")
+        parser.add_argument(
+            "--mib", type=int, default=None, help="big (300), idle (40): stream size in MiB"
+        )
+        parser.add_argument(
+            "--readers", type=int, default=None, help="fanout (1000), idle (200): SSE readers"
+        )
         parser.add_argument("--viewers", type=int, default=50, help="fanout: dashboard viewers")
         parser.add_argument("--rate", type=float, default=100, help="fanout: chunks/s written")
         parser.add_argument(
