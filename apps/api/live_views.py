@@ -21,6 +21,7 @@ from apps.api import protocol, sse, stream_views
 from apps.api.errors import error_json, error_response
 from apps.api.exchange import StreamRequest, StreamResponse, from_django, to_django
 from apps.api.ratelimit import live_reads
+from apps.api.stream_wait import await_run_stream
 from apps.api.targets import Target, run_target, standalone_target
 from apps.projects import credentials
 from apps.streams import services, threads
@@ -28,7 +29,7 @@ from apps.streams.export import chunks_export
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from apps.streams.payloads import read_body
-from streamdash.core.errors import BadRequest, DomainError, TooLarge
+from streamdash.core.errors import BadRequest, DomainError, StreamNotFound, TooLarge
 from streamdash.core.offsets import offset_for
 
 T = TypeVar("T")
@@ -74,10 +75,17 @@ def _run_sync(
 
 def _prepare_live(
     request: StreamRequest, resolve: Resolve, read_request: protocol.ReadRequest
-) -> tuple[Target, Stream, int]:
+) -> tuple[Target, Stream | None, int]:
+    """The stream and start position of a live read; no stream when it is a run's stream that
+    does not exist yet and the read may wait for it (``apps.api.stream_wait``)."""
     target = resolve(request)
     target.require("read")
-    stream = target.stream()
+    try:
+        stream = target.stream()
+    except StreamNotFound:
+        if target.run_id is None or read_request.live is None or read_request.ndjson:
+            raise
+        return target, None, 0
     services.stream_touch(stream)
     start = read_request.start_index(stream.next_index)
     check_retained(stream.first_index, start)
@@ -111,10 +119,17 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             "read", _prepare_live, request, resolve, read_request
         )
         if read_request.ndjson:
+            assert stream is not None  # an export never waits
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
         key_id = target.principal.key_id
         release = live_reads.acquire(request.reader_key)
+        if stream is None:
+            try:
+                stream, start = await _wait_for_stream(request, resolve, read_request, target)
+            except BaseException:
+                release()
+                raise
         if read_request.live == "sse":
             response = _sse_response(stream, start, read_request, limit, key_id)
             response.closers.append(release)
@@ -125,6 +140,25 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             release()
     except DomainError as exc:
         return error_stream_response(exc)
+
+
+async def _wait_for_stream(
+    request: StreamRequest, resolve: Resolve, read_request: protocol.ReadRequest, target: Target
+) -> tuple[Stream, int]:
+    """Wait on the server for a run's stream that does not exist yet (``apps.api.stream_wait``),
+    then prepare the read as if it had been there."""
+    assert target.run_id is not None
+    waits: list[float | None] = [read_request.idle_timeout, _connection_limit(target)]
+    if read_request.live == "long-poll":
+        waits.append(settings.STREAMDASH_LONG_POLL_TIMEOUT)
+    await await_run_stream(
+        target.run_id, target.key, wait=_limit(settings.STREAMDASH_STREAM_WAIT_SECONDS, *waits)
+    )
+    _, stream, start = await threads.run_in("read", _prepare_live, request, resolve, read_request)
+    if stream is None:
+        # Created and deleted again while this read woke up: what a read of it would say.
+        raise StreamNotFound(f"Stream {target.key!r} not found.", stream=target.key)
+    return stream, start
 
 
 async def _resolve_on_loop(request: StreamRequest, resolve: Resolve) -> Target:

@@ -26,11 +26,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.urls import path
 
 from apps.api.errors import error_body
 from apps.api.protocol import read_params
 from apps.api.ratelimit import live_reads, rate_key
+from apps.api.stream_wait import await_run_stream
 from apps.projects.access import authenticate_credential
 from apps.runs.selectors import run_exists
 from apps.streams import threads
@@ -69,7 +71,8 @@ def _credential(scope: Mapping[str, Any], query: dict[str, list[str]]) -> str | 
     return (tokens[-1] or None) if tokens else None
 
 
-def _open(scope: Mapping[str, Any]) -> _Opened:
+def _open(scope: Mapping[str, Any]) -> _Opened | None:
+    """The read, or None while the run's stream does not exist yet."""
     kwargs = scope["url_route"]["kwargs"]
     run_id, key = kwargs["run_id"], kwargs["key"]
     query = _query(scope)
@@ -81,7 +84,7 @@ def _open(scope: Mapping[str, Any]) -> _Opened:
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     stream = stream_lookup(StreamRef(project_id=principal.project.pk, run_id=run_id, key=key))
     if stream is None:
-        raise StreamNotFound(f"Stream {key!r} not found.", stream=key)
+        return None
     start = params.start_index(stream.next_index)
     check_retained(stream.first_index, start)
     expires = principal.expires_at.timestamp() if principal.expires_at else None
@@ -98,6 +101,8 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
         await self.accept()
         try:
             opened = await threads.run_in("read", _open, self.scope)
+            if opened is None:
+                opened = await self._wait_for_stream()
             credential = _credential(self.scope, _query(self.scope))
             client = (self.scope.get("client") or ("", 0))[0]
             self._release = live_reads.acquire(
@@ -107,6 +112,20 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
             await self._fail(exc)
             return
         self._pump = asyncio.create_task(self._send_chunks(opened))
+
+    async def _wait_for_stream(self) -> _Opened:
+        """Wait for a run's stream that does not exist yet, as HTTP live reads do
+        (``apps.api.stream_wait``); the socket is open, so no proxy minds the silence."""
+        kwargs = self.scope["url_route"]["kwargs"]
+        idle_timeout = read_params(_query(self.scope)).idle_timeout
+        wait = settings.STREAMDASH_STREAM_WAIT_SECONDS
+        await await_run_stream(
+            kwargs["run_id"], kwargs["key"], wait=min(wait, idle_timeout or wait)
+        )
+        opened = await threads.run_in("read", _open, self.scope)
+        if opened is None:
+            raise StreamNotFound(f"Stream {kwargs['key']!r} not found.", stream=kwargs["key"])
+        return opened
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Readers have nothing to say; what they send is ignored."""
