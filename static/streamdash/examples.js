@@ -3,7 +3,7 @@
  * (The template tag's elements are mounted by embed.js.)
  */
 import { readStream, subscribeRun, textOf } from "./streamdash.js";
-import { useRealtimeStream } from "./react.js";
+import { useRealtimeRunWithStreams, useRealtimeStream } from "./react.js";
 
 const config = document.getElementById("examples").dataset;
 const runId = config.run;
@@ -59,11 +59,26 @@ if (React && ReactDOM?.createRoot) {
       throttleInMs: 50,
     });
     if (error) return h("p", { id: "react-error", className: "state-error" }, error.message);
+    // undefined until the first chunk: the task may not have started writing yet.
+    if (!parts) return h("p", { id: "react-waiting", className: "muted" }, "Waiting for the answer…");
     return h(
       "div",
       { id: "react-output", "data-parts": parts.length, "data-last-index": last, "data-complete": isComplete },
       h("p", { className: "text-view" }, parts.map(textOf).join(""), isComplete ? "" : "▍"),
     );
   }
-  ReactDOM.createRoot(document.getElementById("react-root")).render(h(Answer));
+  function RunProgress() {
+    const { run, streams, error, isComplete } = useRealtimeRunWithStreams(runId, { accessToken: token });
+    if (error) return h("p", { id: "react-run-error", className: "state-error" }, error.message);
+    if (!run) return h("p", { id: "react-run-waiting", className: "muted" }, "Loading the run…");
+    const counts = Object.keys(streams).sort().map((key) => `${key}: ${streams[key].length}`);
+    return h(
+      "p",
+      { id: "react-run", "data-status": run.status, "data-complete": isComplete, className: "muted small" },
+      `Run ${run.status} · ${counts.join(" · ") || "no chunks yet"} (useRealtimeRunWithStreams)`,
+    );
+  }
+  ReactDOM.createRoot(document.getElementById("react-root")).render(
+    h(React.Fragment, null, h(Answer), h(RunProgress)),
+  );
 }

@@ -12,8 +12,19 @@
  *
  * Errors: every failure reaches `onError` as a `StreamdashError` with `status` (HTTP status, 0
  * for network / protocol problems), `code` (the server's error code, e.g. "unauthorized") and
- * `message` (the server's message, which says what to do). Network errors, 5xx and 429 are
- * retried with capped exponential backoff (honouring Retry-After); other 4xx end the read.
+ * `message` (the server's message, which says what to do).
+ *
+ * Reconnecting (the same policy as the Python SDK's readers, see README "Readers that wait"):
+ * - a line dropped after data resumes at once;
+ * - network errors, 5xx, 408 and 429 are retried with exponential backoff from 250 ms to 10 s
+ *   with jitter (at least Retry-After), until `giveUpAfterSeconds` (300) pass without reaching
+ *   the server; then the read ends with the last error;
+ * - a run's stream that does not exist yet (404 `stream_not_found` naming a run that is not
+ *   finished) is waited for: the server holds each read until the stream appears, and the
+ *   reader asks again for up to `waitForStreamSeconds` (600);
+ * - anything else the server says is final: other 4xx (401 after one fresh token), 410, the
+ *   stream's close, an `error` event.
+ * Every retry is reported to `onRetry({attempt, delayMs, error})` before its wait.
  */
 
 const OFFSET_PREFIX = "0000000000000000_";
@@ -21,6 +32,9 @@ const OFFSET_RE = /^\d{16}_(\d{16})$/;
 const FINAL_STATUSES = new Set(["completed", "failed", "canceled", "expired"]);
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
+const WAIT_RETRY_MAX_MS = 1_000; // the server holds a waiting read; this only paces the asks
+const GIVE_UP_AFTER_SECONDS = 300;
+const WAIT_FOR_STREAM_SECONDS = 600;
 
 /** The Durable Streams offset of chunk `index` (streamdash offsets encode the index). */
 export function offsetForIndex(index) {
@@ -43,9 +57,20 @@ export class StreamdashError extends Error {
     this.retryAfterMs = null;
   }
 
-  /** Worth another try: the network, the server's own trouble, or "slow down". */
+  /** Worth another try: the network, the server's own trouble, a timeout, or "slow down". */
   get retryable() {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
+    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+  }
+
+  /** A run's stream that does not exist yet, of a run that may still create it. */
+  get waitingForStream() {
+    const status = this.facts?.run_status;
+    return (
+      this.status === 404 &&
+      this.code === "stream_not_found" &&
+      typeof status === "string" &&
+      !isFinalStatus(status)
+    );
   }
 }
 
@@ -145,11 +170,16 @@ function sleep(ms, signal) {
   });
 }
 
-function backoffMs(failures, retryAfterMs) {
-  if (failures <= 1 && retryAfterMs == null) return 0; // a dropped line: resume at once
-  const capped = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 2));
+/** The wait before retry number `attempt` (1 = the first): exponential, capped, jittered. */
+function backoffMs(attempt, retryAfterMs) {
+  const capped = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, attempt - 1));
   const jittered = capped * (0.5 + Math.random() / 2);
   return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+function secondsOption(value, fallback) {
+  const seconds = Number(value ?? fallback);
+  return (Number.isFinite(seconds) && seconds >= 0 ? seconds : fallback) * 1000;
 }
 
 async function errorFromResponse(response) {
@@ -178,6 +208,21 @@ function networkError(cause) {
 
 function protocolError(message) {
   const error = new StreamdashError(message, { code: "protocol_error" });
+  error.fatal = true;
+  return error;
+}
+
+/** The server ended a live read with an `error` event (PROTOCOL.md §4's shape): final. */
+function eventError(data) {
+  let body = {};
+  try {
+    body = JSON.parse(data);
+  } catch {
+    // keep the generic message
+  }
+  const { code = "stream_error", message = "The stream failed.", ...facts } = body ?? {};
+  const status = code === "gone" ? 410 : code.endsWith("not_found") ? 404 : code === "unauthorized" ? 401 : 0;
+  const error = new StreamdashError(message, { status, code, facts });
   error.fatal = true;
   return error;
 }
@@ -278,24 +323,38 @@ class Batcher {
 /**
  * A connection loop shared by readStream and subscribeRun: connect, hand each event to
  * `handle`, and on any disconnect connect again (at once after progress, with backoff after
- * failures) until `finished()` or the read is stopped. Returns the final error, if any.
+ * failures; the policy is in this module's header) until `finished()` or the read is stopped.
+ * Returns the final error, if any.
  */
-async function connectLoop({ controller, connect, handle, onCleanEnd, finished, token, stallMs }) {
-  let failures = 0;
+async function connectLoop({ controller, connect, handle, onCleanEnd, finished, token, stallMs, options }) {
+  const giveUpMs = secondsOption(options.giveUpAfterSeconds, GIVE_UP_AFTER_SECONDS);
+  const waitForStreamMs = secondsOption(options.waitForStreamSeconds, WAIT_FOR_STREAM_SECONDS);
+  let attempt = 0; // retries since the last data
   let refreshedToken = false;
+  let reachedAt = performance.now(); // the server last answered (data, or "wait for it")
+  let waitingSince = null; // the first "not created yet" of the current wait
+  const retry = async (error, delayMs) => {
+    attempt += 1;
+    try {
+      options.onRetry?.({ attempt, delayMs, error });
+    } catch (callbackError) {
+      report(callbackError);
+    }
+    await sleep(delayMs, controller.signal);
+  };
   while (!controller.signal.aborted && !finished()) {
     let events = 0;
-    const attempt = linkedController(controller.signal);
+    const attemptController = linkedController(controller.signal);
     // A half-open connection (a NAT or proxy that forgot it) delivers nothing, not even the
     // server's heartbeat: past stallMs of silence, drop it and resume elsewhere.
     let heardAt = performance.now();
     const watchdog = setInterval(() => {
-      if (performance.now() - heardAt > stallMs) attempt.abort(new Error("stalled"));
+      if (performance.now() - heardAt > stallMs) attemptController.abort(new Error("stalled"));
     }, Math.min(1000, stallMs / 2));
     try {
       let response;
       try {
-        response = await connect(await tokenValue(token), attempt.signal);
+        response = await connect(await tokenValue(token), attemptController.signal);
       } catch (cause) {
         throw networkError(cause);
       }
@@ -307,9 +366,14 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
         }
         throw error;
       }
+      waitingSince = null;
       try {
         for await (const event of parseEventStream(response.body, () => (heardAt = performance.now()))) {
-          events += 1;
+          if (!events) {
+            events = 1;
+            attempt = 0;
+            reachedAt = performance.now();
+          }
           handle(event);
           if (finished()) break;
         }
@@ -321,18 +385,29 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
       // A clean end without the stream's close: the server's periodic reconnect (or the end
       // of a token's life, which the next connect reports as 401).
       if (onCleanEnd()) break;
-      failures = events ? 0 : failures + 1;
       refreshedToken = false;
-      await sleep(backoffMs(failures, null), controller.signal);
+      // After data, resume at once; a connection that ended with nothing is a failure.
+      if (events) continue;
+      const error = networkError(new Error("the connection ended before any event"));
+      if (performance.now() - reachedAt > giveUpMs) return error;
+      await retry(error, backoffMs(attempt + 1, null));
     } catch (error) {
       if (controller.signal.aborted) break;
+      if (error.waitingForStream) {
+        const now = performance.now();
+        reachedAt = now;
+        waitingSince ??= now;
+        if (now - waitingSince > waitForStreamMs) return error;
+        await retry(error, Math.min(WAIT_RETRY_MAX_MS, backoffMs(attempt + 1, null)));
+        continue;
+      }
       if (error.fatal || !error.retryable) return error;
-      failures = events ? 1 : failures + 1;
-      await sleep(backoffMs(failures, error.retryAfterMs), controller.signal);
+      if (performance.now() - reachedAt > giveUpMs) return error;
+      await retry(error, events ? 0 : backoffMs(attempt + 1, error.retryAfterMs));
     } finally {
       clearInterval(watchdog);
-      attempt.abort();
-      attempt.release();
+      attemptController.abort();
+      attemptController.release();
     }
   }
   return null;
@@ -448,18 +523,7 @@ class StreamSubscription {
       this._pending.push(...this._decode(event.data));
       return;
     }
-    if (event.type === "error") {
-      let body = {};
-      try {
-        body = JSON.parse(event.data);
-      } catch {
-        // keep the generic message
-      }
-      const { code = "stream_error", message = "The stream failed.", ...facts } = body;
-      const error = new StreamdashError(message, { status: 0, code, facts });
-      error.fatal = true;
-      throw error;
-    }
+    if (event.type === "error") throw eventError(event.data);
     if (event.type !== "control") return;
     let control;
     try {
@@ -499,6 +563,7 @@ class StreamSubscription {
       stallMs: stallMs(this.options),
       connect: (token, signal) => this._connect(token, signal),
       handle: (event) => this._handle(event),
+      options: this.options,
       finished: () => this.closed,
       onCleanEnd: () => {
         const remaining = this._idleRemainingMs();
@@ -603,6 +668,9 @@ class RunSubscription {
   }
 
   _handle(event) {
+    // The server ends the connection with an error event when a stream cannot be read on
+    // (deleted, purged under its position: `facts.stream` names it) or the key was revoked.
+    if (event.type === "error") throw eventError(event.data);
     if (!["chunk", "stream_closed", "run"].includes(event.type)) return;
     let data;
     try {
@@ -646,6 +714,7 @@ class RunSubscription {
       stallMs: stallMs(this.options),
       connect: (token, signal) => this._connect(token, signal),
       handle: (event) => this._handle(event),
+      options: this.options,
       finished: () => this.complete,
       // The server ends the connection once the run is final and every stream delivered.
       onCleanEnd: () => (this.complete = this._allDone()),
