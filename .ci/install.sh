@@ -8,7 +8,7 @@
 #    python3-venv, again only if missing, so that a fresh Debian machine works).
 # 2. <repo>/.venv with `pip install -e '.[server,dev]'` (re-run only when pyproject.toml or the
 #    extras change). The base install is the SDK alone; `server` is the Django service.
-# 3. `npm ci` in tests/conformance and tests/browser/react (re-run only when a
+# 3. `npm ci` in tests/conformance, tests/browser/react and tests/types (re-run only when a
 #    lock file changes).
 
 _sd_install_main() {
@@ -90,9 +90,9 @@ _sd_install_main() {
     *) export PATH="$venv/bin:$PATH" ;;
     esac
 
-    # --- npm packages: the conformance suite, React for the browser tests -----------------
+    # --- npm packages: the conformance suite, React for the browser tests, TypeScript -----
     local dir
-    for dir in "$root/tests/conformance" "$root/tests/browser/react"; do
+    for dir in "$root/tests/conformance" "$root/tests/browser/react" "$root/tests/types"; do
         _sd_npm_ci "$dir" || return 1
     done
     return 0

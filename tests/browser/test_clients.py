@@ -497,7 +497,8 @@ def test_examples_page_react_hook_renders_parts(page, browser_server, writer, re
     run_id = new_run(writer, ("ai", "progress"), task_id="browser.clients")
     _serve_react(page, browser_server.url, react_umd)
     page.goto(f"{browser_server.url}/examples/?run={run_id}")
-    _wait_until(page, "!!document.getElementById('react-output')")
+    # No parts before the first chunk: the hook's `parts` is undefined and the page says so.
+    _wait_until(page, "!!document.getElementById('react-waiting')")
     last_append = _write_answer(writer, run_id)
     _wait_until(page, "document.getElementById('react-output').dataset.complete === 'true'")
     rendered_at = time.time()
