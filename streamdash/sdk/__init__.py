@@ -41,7 +41,7 @@ from streamdash.sdk._exceptions import (
     StreamdashError,
 )
 from streamdash.sdk._pipe import Pipe
-from streamdash.sdk._retry import RetryPolicy
+from streamdash.sdk._retry import ReconnectPolicy, RetryInfo, RetryPolicy
 from streamdash.sdk._runs import Run, RunPart, StreamPart, Subscription, auth, metadata, runs
 from streamdash.sdk._streams import StreamDefinition, streams
 from streamdash.sdk._tasks import RunHandle, RunResult, Task, task
@@ -69,6 +69,8 @@ __all__ = [
     "Pipe",
     "ProducerSeqGapError",
     "RateLimitError",
+    "ReconnectPolicy",
+    "RetryInfo",
     "RetryPolicy",
     "Run",
     "RunContext",

@@ -1,7 +1,8 @@
 """``Client`` and ``AsyncClient``: mirrored twins over the I/O-free core.
 
 Each sends ``Request`` values with retries (``Attempts`` decides; the twin only sleeps) and
-follows resumable live reads (``follow``), reconnecting from the plan's position after any drop.
+follows resumable live reads (``follow``), reconnecting from the plan's position after any drop
+as ``ReconnectPolicy`` says (``Reconnects`` decides; the twin only sleeps).
 Transports are injectable (``transport=``) for tests and proxies; nothing is built at import.
 """
 
@@ -18,7 +19,7 @@ import httpx
 from streamdash.sdk._config import Settings, current_settings
 from streamdash.sdk._core import Request, _Plan, error_from
 from streamdash.sdk._exceptions import APIConnectionError
-from streamdash.sdk._retry import Attempts, RetryPolicy
+from streamdash.sdk._retry import Attempts, OnRetry, ReconnectPolicy, Reconnects, RetryPolicy
 from streamdash.sdk._sse import SSEDecoder
 
 __all__ = ["AsyncClient", "Client"]
@@ -35,12 +36,6 @@ def _check_clean_end(done: bool, received: bool, began: float) -> None:
         raise APIConnectionError("The live read ended before delivering anything.")
 
 
-def _wait(plan: _Plan[Any], attempts: Attempts, exc: Exception) -> float:
-    """Seconds to wait before reconnecting a live read (or raise)."""
-    delay = plan.wait_before_retry(exc)
-    return delay if delay is not None else attempts.after_failure(exc)
-
-
 class _BaseClient:
     """What both twins share: settings, headers, timeouts."""
 
@@ -51,6 +46,7 @@ class _BaseClient:
         api_key: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        reconnect: ReconnectPolicy | None = None,
     ) -> None:
         base = current_settings()
         self.settings: Settings = Settings(
@@ -59,6 +55,7 @@ class _BaseClient:
             timeout=timeout if timeout is not None else base.timeout,
             live_read_timeout=base.live_read_timeout,
             retry=retry or base.retry,
+            reconnect=reconnect or base.reconnect,
         )
         self.registered: set[str] = set()  # stream definitions registered through this client
 
@@ -88,9 +85,12 @@ class Client(_BaseClient):
         api_key: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        reconnect: ReconnectPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(url=url, api_key=api_key, timeout=timeout, retry=retry)
+        super().__init__(
+            url=url, api_key=api_key, timeout=timeout, retry=retry, reconnect=reconnect
+        )
         self._http = httpx.Client(
             base_url=self.url, headers=self._headers(), timeout=self._timeout(), transport=transport
         )
@@ -117,14 +117,14 @@ class Client(_BaseClient):
         response = self.request(request)
         return response.json() if response.content else None
 
-    def follow(self, plan: _Plan[T]) -> Iterator[T]:
+    def follow(self, plan: _Plan[T], *, on_retry: OnRetry | None = None) -> Iterator[T]:
         """Every item of a live read, resuming after drops until the plan is done."""
-        attempts = Attempts(self.settings.retry)
+        reconnects = Reconnects(self.settings.reconnect, on_retry=on_retry)
         while not plan.done:
             request = plan.request()
             if request is None:
                 return
-            began, received = time.monotonic(), False
+            began, received, heard = time.monotonic(), False, False
             try:
                 with self._http.stream(
                     request.method,
@@ -141,10 +141,11 @@ class Client(_BaseClient):
                         event = decoder.feed(line)
                         if event is None:
                             continue
+                        if not heard:
+                            heard = True
+                            reconnects.connected()
                         items = plan.on_event(event)
                         if items:
-                            attempts.reset()
-                            received = True
                             received = True
                             yield from items
                         if plan.done:
@@ -152,7 +153,7 @@ class Client(_BaseClient):
                 plan.on_end()
                 _check_clean_end(plan.done, received, began)
             except Exception as exc:
-                time.sleep(_wait(plan, attempts, exc))
+                time.sleep(reconnects.after_failure(exc, had_data=received))
 
     def close(self) -> None:
         self._http.close()
@@ -177,9 +178,12 @@ class AsyncClient(_BaseClient):
         api_key: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        reconnect: ReconnectPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(url=url, api_key=api_key, timeout=timeout, retry=retry)
+        super().__init__(
+            url=url, api_key=api_key, timeout=timeout, retry=retry, reconnect=reconnect
+        )
         self._http = httpx.AsyncClient(
             base_url=self.url, headers=self._headers(), timeout=self._timeout(), transport=transport
         )
@@ -208,14 +212,14 @@ class AsyncClient(_BaseClient):
         response = await self.request(request)
         return response.json() if response.content else None
 
-    async def follow(self, plan: _Plan[T]) -> AsyncIterator[T]:
+    async def follow(self, plan: _Plan[T], *, on_retry: OnRetry | None = None) -> AsyncIterator[T]:
         """Every item of a live read, resuming after drops until the plan is done."""
-        attempts = Attempts(self.settings.retry)
+        reconnects = Reconnects(self.settings.reconnect, on_retry=on_retry)
         while not plan.done:
             request = plan.request()
             if request is None:
                 return
-            began, received = time.monotonic(), False
+            began, received, heard = time.monotonic(), False, False
             try:
                 async with self._http.stream(
                     request.method,
@@ -232,9 +236,11 @@ class AsyncClient(_BaseClient):
                         event = decoder.feed(line)
                         if event is None:
                             continue
+                        if not heard:
+                            heard = True
+                            reconnects.connected()
                         items = plan.on_event(event)
                         if items:
-                            attempts.reset()
                             received = True
                             for item in items:
                                 yield item
@@ -243,7 +249,7 @@ class AsyncClient(_BaseClient):
                 plan.on_end()
                 _check_clean_end(plan.done, received, began)
             except Exception as exc:
-                await asyncio.sleep(_wait(plan, attempts, exc))
+                await asyncio.sleep(reconnects.after_failure(exc, had_data=received))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from streamdash.sdk._exceptions import ConfigurationError
-from streamdash.sdk._retry import RetryPolicy
+from streamdash.sdk._retry import ReconnectPolicy, RetryPolicy
 
 __all__ = ["DEFAULT_URL", "Settings", "configure", "current_settings"]
 
@@ -21,6 +21,7 @@ class Settings:
     timeout: float = 30.0  # seconds for one request (connect, write, read)
     live_read_timeout: float = 45.0  # seconds of silence before a live read reconnects
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)  # live reads
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -39,6 +40,7 @@ def configure(
     api_key: str | None = None,
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
+    reconnect: ReconnectPolicy | None = None,
 ) -> None:
     """Set process-wide defaults (over the environment). Clients built later use them."""
     global _generation
@@ -47,6 +49,8 @@ def configure(
             _explicit[name] = value
     if retry is not None:
         _explicit["retry"] = retry
+    if reconnect is not None:
+        _explicit["reconnect"] = reconnect
     _generation += 1
 
 

@@ -27,7 +27,6 @@ __all__ = [
 
 T = TypeVar("T")
 JSON_TYPE = "application/json"
-_STREAM_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -82,13 +81,13 @@ class _Plan(Protocol[T]):
     def request(self) -> Request | None: ...
     def on_event(self, event: ServerSentEvent) -> list[T]: ...
     def on_end(self) -> None: ...
-    def wait_before_retry(self, error: Exception) -> float | None: ...
 
 
 class ReadPlan(Generic[T]):
     """Follow one stream from ``start_index`` until it is closed (or ``timeout`` seconds pass
     with no new chunk). The position is counted from the chunks received, so a connection cut
-    between a data frame and its control frame resumes at exactly the next chunk."""
+    between a data frame and its control frame resumes at exactly the next chunk. A stream the
+    run has not created yet is waited for (``_retry.ReconnectPolicy``), within ``timeout``."""
 
     def __init__(
         self,
@@ -98,7 +97,6 @@ class ReadPlan(Generic[T]):
         start_index: int,
         timeout: float | None,
         decode: Callable[[Any, int], T],
-        wait_for_stream: float = 300.0,
         clock: _Clock = time.monotonic,
     ) -> None:
         self.path = stream_path(run_id, key)
@@ -110,20 +108,6 @@ class ReadPlan(Generic[T]):
         self.last_progress = clock()
         self.done = False
         self.closed = False
-        self.wait_for_stream = timeout if timeout is not None else wait_for_stream
-        self.began = clock()
-
-    def wait_before_retry(self, error: Exception) -> float | None:
-        """A stream that its writer has not created yet is waited for (polling), within the
-        read's timeout; every other failure goes to the retry budget."""
-        if (
-            isinstance(error, APIError)
-            and error.code == "stream_not_found"
-            and self.index == self.start_index
-            and self.clock() - self.began < self.wait_for_stream
-        ):
-            return _STREAM_POLL_SECONDS
-        return None
 
     def _remaining(self) -> float | None:
         if self.timeout is None:
@@ -210,9 +194,6 @@ class SubscribePlan:
         elif event.event == "error":
             raise _event_error(event.data)
         return []
-
-    def wait_before_retry(self, error: Exception) -> float | None:
-        return None
 
     def on_end(self) -> None:
         self.done = self.final and set(self.positions) <= self.closed

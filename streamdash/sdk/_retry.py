@@ -1,10 +1,21 @@
 """Retries, in one place: which failures are retried, how long to wait, when to give up.
 
-I/O-free: the sync and async clients ask ``Attempts.after_failure`` what to do and then sleep
-with their own primitive. Delays grow exponentially from ``initial_delay``, capped at
-``max_delay``, with full jitter in the upper part, and honour ``Retry-After``. A retry budget is
-bounded both in count and in time; readers call ``reset`` after progress, so a long read survives
-any number of separate drops but not a server that stays away.
+I/O-free: the sync and async clients ask ``Attempts.after_failure`` (one request) or
+``Reconnects.after_failure`` (a live read) what to do and then sleep with their own primitive.
+Delays grow exponentially, capped, with jitter, and honour ``Retry-After``.
+
+A request's budget is bounded in count and in time (``RetryPolicy``). A live read follows
+``ReconnectPolicy``, the same policy as streamdash.js's readers:
+
+- a line dropped after data resumes at once;
+- network errors, 5xx, 408, 425 and 429 are retried with backoff from 0.25 s to 10 s, for as long
+  as the server was reached within ``give_up_after`` seconds (300); then the last error raises;
+- a run's stream that does not exist yet (404 ``stream_not_found`` naming a ``run_status`` that
+  is not final) is waited for: the server holds each read until the stream appears, and the
+  reader asks again for up to ``wait_for_stream`` seconds (600);
+- anything else the server says is final and raises: other 4xx, 410, an ``error`` event.
+
+Every retry is reported to ``on_retry(RetryInfo(attempt, delay, error))`` before its wait.
 """
 
 from __future__ import annotations
@@ -19,10 +30,23 @@ import httpx
 
 from streamdash.sdk._exceptions import APIConnectionError, APIError, APITimeoutError
 
-__all__ = ["Attempts", "RetryPolicy", "is_retryable", "retry_after_seconds"]
+__all__ = [
+    "Attempts",
+    "OnRetry",
+    "ReconnectPolicy",
+    "Reconnects",
+    "RetryInfo",
+    "RetryPolicy",
+    "is_retryable",
+    "is_waiting_for_stream",
+    "retry_after_seconds",
+]
 
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 60.0
+_FINAL_RUN_STATUSES = frozenset({"completed", "failed", "canceled", "expired"})
+# The server holds a waiting read (apps/api/stream_wait.py): this only paces the asks.
+_WAIT_RETRY_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,3 +125,94 @@ class Attempts:
         retry_after = retry_after_seconds(error.headers) if isinstance(error, APIError) else None
         delay = self.policy.delay(self.failures, retry_after)
         return max(0.0, min(delay, self.policy.deadline - spent))
+
+
+def is_waiting_for_stream(error: BaseException) -> bool:
+    """A run's stream that does not exist yet, of a run that may still create it."""
+    if not isinstance(error, APIError) or error.status != 404:
+        return False
+    status = error.facts.get("run_status")
+    return (
+        error.code == "stream_not_found"
+        and isinstance(status, str)
+        and status not in _FINAL_RUN_STATUSES
+    )
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a live read reconnects (module docstring); the defaults are streamdash.js's."""
+
+    initial_delay: float = 0.25
+    max_delay: float = 10.0
+    give_up_after: float = 300.0  # seconds without reaching the server
+    wait_for_stream: float = 600.0  # seconds to wait for a run's stream not created yet
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before retry number ``attempt`` (1 = the first): exponential, capped, with
+        up to half taken off at random, and never less than ``Retry-After``."""
+        base = min(self.max_delay, self.initial_delay * 2 ** (attempt - 1))
+        delay = base * (0.5 + random.random() / 2)
+        if retry_after is not None and 0 <= retry_after <= _MAX_RETRY_AFTER:
+            delay = max(delay, retry_after)
+        return float(delay)
+
+
+@dataclass(frozen=True)
+class RetryInfo:
+    """What ``on_retry`` is told before each wait of a live read."""
+
+    attempt: int  # 1 for the first retry since the last data
+    delay: float  # seconds
+    error: BaseException
+
+
+OnRetry = Callable[[RetryInfo], object]
+
+
+class Reconnects:
+    """The reconnect state of one live read: call ``connected`` when data arrives and
+    ``after_failure`` when a connection fails."""
+
+    def __init__(
+        self,
+        policy: ReconnectPolicy,
+        *,
+        on_retry: OnRetry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self.on_retry = on_retry
+        self.clock = clock
+        self.attempt = 0
+        self.reached_at = clock()  # the server last answered (data, or "wait for it")
+        self.waiting_since: float | None = None
+
+    def connected(self) -> None:
+        self.attempt = 0
+        self.reached_at = self.clock()
+        self.waiting_since = None
+
+    def after_failure(self, error: BaseException, *, had_data: bool = False) -> float:
+        """Seconds to wait before connecting again; raises ``error`` (as an SDK error) when it
+        is final or the policy's limits are spent. ``had_data``: this connection delivered
+        some before it failed, so the next one starts at once."""
+        now = self.clock()
+        if is_waiting_for_stream(error):
+            self.reached_at = now
+            if self.waiting_since is None:
+                self.waiting_since = now
+            if now - self.waiting_since > self.policy.wait_for_stream:
+                raise error
+            return self._retry(error, min(_WAIT_RETRY_MAX, self.policy.delay(self.attempt + 1)))
+        if not is_retryable(error) or now - self.reached_at > self.policy.give_up_after:
+            raise as_sdk_error(error) from error
+        retry_after = retry_after_seconds(error.headers) if isinstance(error, APIError) else None
+        delay = 0.0 if had_data else self.policy.delay(self.attempt + 1, retry_after)
+        return self._retry(error, delay)
+
+    def _retry(self, error: BaseException, delay: float) -> float:
+        self.attempt += 1
+        if self.on_retry is not None:
+            self.on_retry(RetryInfo(self.attempt, delay, error))
+        return delay

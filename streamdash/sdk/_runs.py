@@ -15,6 +15,7 @@ from streamdash.sdk._context import RunContext, current_run
 from streamdash.sdk._core import ChunkEvent, RunEvent, SubscribePlan, json_request
 from streamdash.sdk._defaults import default_async_client, default_client
 from streamdash.sdk._exceptions import ConfigurationError
+from streamdash.sdk._retry import OnRetry
 from streamdash.sdk._streams import _untyped, definition_for
 
 __all__ = ["Auth", "Metadata", "Run", "RunPart", "Runs", "StreamPart", "auth", "metadata", "runs"]
@@ -72,9 +73,12 @@ class Subscription:
     """``async for run in subscription`` yields the run at each change;
     ``subscription.with_streams()`` also yields every chunk of every stream, in order."""
 
-    def __init__(self, run_id: str, client: AsyncClient | None) -> None:
+    def __init__(
+        self, run_id: str, client: AsyncClient | None, on_retry: OnRetry | None = None
+    ) -> None:
         self.run_id = run_id
         self.client = client
+        self.on_retry = on_retry
 
     def __aiter__(self) -> AsyncIterator[Run]:
         return self._runs()
@@ -86,14 +90,15 @@ class Subscription:
 
     async def with_streams(self) -> AsyncIterator[RunPart | StreamPart]:
         client = self.client or default_async_client()
-        async for event in client.follow(SubscribePlan(run_id=self.run_id)):
+        async for event in client.follow(SubscribePlan(run_id=self.run_id), on_retry=self.on_retry):
             yield _part(event)
 
 
 class SyncSubscription:
-    def __init__(self, run_id: str, client: Client | None) -> None:
+    def __init__(self, run_id: str, client: Client | None, on_retry: OnRetry | None = None) -> None:
         self.run_id = run_id
         self.client = client
+        self.on_retry = on_retry
 
     def __iter__(self) -> Iterator[Run]:
         for part in self.with_streams():
@@ -102,7 +107,7 @@ class SyncSubscription:
 
     def with_streams(self) -> Iterator[RunPart | StreamPart]:
         client = self.client or default_client()
-        for event in client.follow(SubscribePlan(run_id=self.run_id)):
+        for event in client.follow(SubscribePlan(run_id=self.run_id), on_retry=self.on_retry):
             yield _part(event)
 
 
@@ -124,11 +129,15 @@ class Runs:
         body = {"status": "canceled"}
         return Run.model_validate(await client.json(json_request("PATCH", _run_path(run_id), body)))
 
-    def subscribe(self, run_id: str, *, client: AsyncClient | None = None) -> Subscription:
-        return Subscription(run_id, client)
+    def subscribe(
+        self, run_id: str, *, client: AsyncClient | None = None, on_retry: OnRetry | None = None
+    ) -> Subscription:
+        return Subscription(run_id, client, on_retry)
 
-    def subscribe_sync(self, run_id: str, *, client: Client | None = None) -> SyncSubscription:
-        return SyncSubscription(run_id, client)
+    def subscribe_sync(
+        self, run_id: str, *, client: Client | None = None, on_retry: OnRetry | None = None
+    ) -> SyncSubscription:
+        return SyncSubscription(run_id, client, on_retry)
 
 
 def _token_request(scopes: list[str], ttl: int) -> Any:

@@ -17,6 +17,7 @@ from streamdash.sdk._core import ReadPlan, Request, json_request
 from streamdash.sdk._defaults import default_async_client, default_client
 from streamdash.sdk._exceptions import ChunkValidationError, ConfigurationError
 from streamdash.sdk._pipe import Pipe
+from streamdash.sdk._retry import OnRetry
 from streamdash.sdk._writer import AsyncStreamWriter, StreamWriter, WriterOptions
 
 __all__ = ["DEFAULT_STREAM", "StreamDefinition", "Streams", "definition_for", "streams"]
@@ -225,11 +226,14 @@ class StreamDefinition(Generic[T]):
         timeout: float | None = None,  # noqa: ASYNC109 (seconds without a new chunk)
         cancel: asyncio.Event | None = None,
         client: AsyncClient | None = None,
+        on_retry: OnRetry | None = None,
     ) -> AsyncIterator[T]:
         """Every chunk from ``start_index``, live, until the stream is closed, ``timeout``
-        seconds pass without a new chunk, or ``cancel`` is set. Resumes after any drop."""
+        seconds pass without a new chunk, or ``cancel`` is set. Waits for a stream the run has
+        not created yet and resumes after any drop, as the client's ``ReconnectPolicy`` says;
+        ``on_retry`` hears of every retry."""
         client = client or default_async_client()
-        chunks = client.follow(self._plan(run_id, start_index, timeout))
+        chunks = client.follow(self._plan(run_id, start_index, timeout), on_retry=on_retry)
         if cancel is None:
             async for chunk in chunks:
                 yield chunk
@@ -245,10 +249,11 @@ class StreamDefinition(Generic[T]):
         timeout: float | None = None,
         cancel: threading.Event | None = None,
         client: Client | None = None,
+        on_retry: OnRetry | None = None,
     ) -> Iterator[T]:
         """``read``, synchronously. ``cancel`` is checked between chunks and heartbeats."""
         client = client or default_client()
-        for chunk in client.follow(self._plan(run_id, start_index, timeout)):
+        for chunk in client.follow(self._plan(run_id, start_index, timeout), on_retry=on_retry):
             if cancel is not None and cancel.is_set():
                 return
             yield chunk
@@ -316,8 +321,11 @@ class Streams:
         start_index: int = 0,
         timeout: float | None = None,
         cancel: asyncio.Event | None = None,
+        on_retry: OnRetry | None = None,
     ) -> AsyncIterator[Any]:
-        return _untyped(key).read(run_id, start_index=start_index, timeout=timeout, cancel=cancel)
+        return _untyped(key).read(
+            run_id, start_index=start_index, timeout=timeout, cancel=cancel, on_retry=on_retry
+        )
 
     def read_sync(
         self,
@@ -327,9 +335,10 @@ class Streams:
         start_index: int = 0,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
+        on_retry: OnRetry | None = None,
     ) -> Iterator[Any]:
         return _untyped(key).read_sync(
-            run_id, start_index=start_index, timeout=timeout, cancel=cancel
+            run_id, start_index=start_index, timeout=timeout, cancel=cancel, on_retry=on_retry
         )
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.browser import test_clients
 from tests.browser.runs import JSON, append, new_run
-from tests.browser.test_clients import (  # noqa: F401 (fixtures)
+from tests.browser.test_clients import (
     DELTAS,
     MODULE,
     START_READER,
@@ -20,12 +21,14 @@ from tests.browser.test_clients import (  # noqa: F401 (fixtures)
     _token,
     _wait_until,
     _write_answer,
-    blank,
-    react_umd,
 )
 from tests.server import free_port
 
 pytestmark = pytest.mark.browser
+
+# The fixtures of the client tests: a blank page on the server's origin, React's UMD builds.
+blank = test_clients.blank
+react_umd = test_clients.react_umd
 
 # Long enough for a reader that fails at once (as before: ~100 ms) to have failed.
 SETTLE_MS = 1500
@@ -96,7 +99,9 @@ def test_reader_gives_up_after_its_limit_reporting_every_retry(blank, browser_se
           const sub = readStream(url, {
             token: "t",
             giveUpAfterSeconds: 2,
-            onRetry({ attempt, delayMs, error }) { retries.push({ attempt, delayMs, code: error.code }); },
+            onRetry({ attempt, delayMs, error }) {
+              retries.push({ attempt, delayMs, code: error.code });
+            },
             onError(e) { error = { code: e.code, status: e.status }; },
           });
           const result = await sub.done;

@@ -7,17 +7,18 @@ import uuid
 
 import pytest
 
-from streamdash.sdk import RetryPolicy, configure
+from streamdash.sdk import ReconnectPolicy, RetryPolicy, configure
 from tests.server import Server
 
 # Retries fast enough for a test suite, still exponential, capped and bounded.
 FAST_RETRY = RetryPolicy(max_attempts=30, initial_delay=0.01, max_delay=0.2, deadline=20.0)
+FAST_RECONNECT = ReconnectPolicy(initial_delay=0.01, max_delay=0.2, give_up_after=20.0)
 
 
 @pytest.fixture(scope="session")
 def sdk_server(server: Server, server_key: str) -> Server:
     """The server, with the SDK configured for it (as STREAMDASH_URL/STREAMDASH_API_KEY do)."""
-    configure(url=server.url, api_key=server_key, retry=FAST_RETRY)
+    configure(url=server.url, api_key=server_key, retry=FAST_RETRY, reconnect=FAST_RECONNECT)
     return server
 
 

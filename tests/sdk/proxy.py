@@ -141,3 +141,25 @@ class FaultyProxy:
             self._open.discard(server_w)
             client_w.transport.abort()
             server_w.transport.abort()
+
+    def go_down(self) -> None:
+        """Refuse connections (the listener closes) and abort the open ones: a server away."""
+
+        async def down() -> None:
+            assert self._server is not None
+            self._server.close()
+            for writer in list(self._open):
+                writer.transport.abort()
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(down(), self._loop).result(timeout=5)
+
+    def come_back(self) -> None:
+        """Accept connections again, on the same port."""
+
+        async def back() -> None:
+            self._server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, reuse_address=True
+            )
+
+        asyncio.run_coroutine_threadsafe(back(), self._loop).result(timeout=5)

@@ -18,7 +18,13 @@ from streamdash.sdk import (
 )
 from streamdash.sdk._core import ReadPlan, Request, error_from, offset_for
 from streamdash.sdk._producer import Batch, ProducerState
-from streamdash.sdk._retry import Attempts, retry_after_seconds
+from streamdash.sdk._retry import (
+    Attempts,
+    ReconnectPolicy,
+    Reconnects,
+    RetryInfo,
+    retry_after_seconds,
+)
 from streamdash.sdk._sse import ServerSentEvent, SSEDecoder
 
 
@@ -62,6 +68,48 @@ def test_attempts_are_bounded_in_count_and_time_and_reset_on_progress() -> None:
 
 def _body(code: str, **facts: object) -> bytes:
     return json.dumps({"error": {"code": code, "message": "m", **facts}}).encode()
+
+
+def test_reconnects_wait_for_a_stream_retry_the_network_and_stop_at_what_is_final() -> None:
+    now = [0.0]
+    retries: list[RetryInfo] = []
+    policy = ReconnectPolicy(
+        initial_delay=0.25, max_delay=10, give_up_after=300, wait_for_stream=600
+    )
+    reconnects = Reconnects(policy, on_retry=retries.append, clock=lambda: now[0])
+    waiting = error_from(404, {}, _body("stream_not_found", run_status="executing"))
+    # Not created yet: asked again soon (the server holds each ask), up to wait_for_stream.
+    assert 0 < reconnects.after_failure(waiting) <= 1.0
+    now[0] = 599.0
+    reconnects.after_failure(waiting)
+    now[0] = 601.0
+    with pytest.raises(type(waiting)):
+        reconnects.after_failure(waiting)
+    # Data resets everything; the network is retried with growing delays until give_up_after.
+    reconnects.connected()
+    down = httpx.ConnectError("refused")
+    delays = [reconnects.after_failure(down) for _ in range(8)]
+    assert 0.125 <= delays[0] <= 0.25
+    assert 5.0 <= delays[-1] <= 10.0
+    assert [r.attempt for r in retries] == [1, 2, 1, 2, 3, 4, 5, 6, 7, 8]
+    assert retries[-1].error is down
+    assert retries[-1].delay == delays[-1]
+    assert reconnects.after_failure(down, had_data=True) == 0.0  # a dropped line: at once
+    now[0] = 902.0
+    with pytest.raises(Exception, match="connection to the server failed"):
+        reconnects.after_failure(down)
+    # Final answers raise at once, never retried.
+    finished = error_from(404, {}, _body("stream_not_found", run_status="completed"))
+    for final in (
+        finished,
+        error_from(401, {}, _body("unauthorized")),
+        error_from(410, {}, _body("gone")),
+    ):
+        with pytest.raises(type(final)):
+            Reconnects(policy).after_failure(final)
+    # "Slow down" waits at least as long as the server asked.
+    slow = error_from(429, {"Retry-After": "7"}, _body("rate_limited"))
+    assert Reconnects(policy).after_failure(slow) >= 7.0
 
 
 def test_error_mapping_by_code_then_status() -> None:
