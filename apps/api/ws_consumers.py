@@ -5,7 +5,8 @@ No cookies are involved, so this route needs no Origin check (the dashboard's co
 socket has one): the credential is the token (``?token=``) or an ``Authorization: Bearer``
 header with a token or an API key. The connection is accepted, then refused with a JSON
 ``error`` frame and close code ``4000 + HTTP status`` (4401, 4403, 4404, 4410…) when the
-credentials or the position are not good, so a client learns why.
+credentials or the position are not good, so a client learns why. A run's stream that does not
+exist yet is waited for first, as on HTTP (``apps.api.stream_wait``).
 
 Frames (text, JSON): ``{"type": "chunks", "start_index", "next_index", "up_to_date",
 "closed", "chunks": [{"index", "data"[, "encoding"]}]}``; then ``{"type": "end", "reason"}``
