@@ -63,8 +63,13 @@ def standalone_target(request: StreamRequest, name: str) -> Target:
     return Target(principal, name, None)
 
 
+def is_stream_key(key: str) -> bool:
+    """Whether a run's stream could ever have this key (what a create accepts)."""
+    return _KEY_RE.fullmatch(key) is not None
+
+
 def run_target(request: StreamRequest, run_id: str, key: str) -> Target:
-    if not _KEY_RE.fullmatch(key):
+    if not is_stream_key(key):
         raise BadRequest(
             f"Stream key {key!r} is not valid: use 1–200 letters, digits and . _ ~ : -",
             stream=key,

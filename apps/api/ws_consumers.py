@@ -34,6 +34,7 @@ from apps.api.errors import error_body
 from apps.api.protocol import read_params
 from apps.api.ratelimit import live_reads, rate_key
 from apps.api.stream_wait import await_run_stream
+from apps.api.targets import is_stream_key
 from apps.projects.access import authenticate_credential
 from apps.runs.selectors import run_exists
 from apps.streams import threads
@@ -85,6 +86,8 @@ def _open(scope: Mapping[str, Any]) -> _Opened | None:
         raise NotFound(f"Run {run_id!r} not found.", run=run_id)
     stream = stream_lookup(StreamRef(project_id=principal.project.pk, run_id=run_id, key=key))
     if stream is None:
+        if not is_stream_key(key):  # can never be created: nothing to wait for
+            raise StreamNotFound(f"Stream {key!r} not found.", stream=key)
         return None
     start = params.start_index(stream.next_index)
     check_retained(stream.first_index, start)
