@@ -30,7 +30,7 @@ from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from apps.streams.payloads import read_body
 from streamdash.core.errors import BadRequest, DomainError, StreamNotFound, TooLarge
-from streamdash.core.offsets import offset_for
+from streamdash.core.offsets import NOW, offset_for
 
 T = TypeVar("T")
 
@@ -158,6 +158,10 @@ async def _wait_for_stream(
     if stream is None:
         # Created and deleted again while this read woke up: what a read of it would say.
         raise StreamNotFound(f"Stream {target.key!r} not found.", stream=target.key)
+    if read_request.offset == NOW:
+        # "From now" was asked before the stream existed: all of it is new to this reader,
+        # the chunks its create carried included.
+        start = stream.first_index
     return stream, start
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ from apps.streams.live import check_retained, follow
 from apps.streams.services import StreamRef, stream_lookup
 from streamdash.core.content import chunk_object
 from streamdash.core.errors import DomainError, NotFound, StreamNotFound
+from streamdash.core.offsets import NOW
 
 __all__ = ["StreamReaderConsumer", "websocket_urlpatterns"]
 
@@ -129,6 +131,9 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
         opened = await threads.run_in("read", _open, self.scope)
         if opened is None:
             raise StreamNotFound(f"Stream {kwargs['key']!r} not found.", stream=kwargs["key"])
+        if read_params(_query(self.scope)).offset == NOW:
+            # "From now" was asked before the stream existed: all of it is new to this reader.
+            opened = dataclasses.replace(opened, start=0)
         return opened
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

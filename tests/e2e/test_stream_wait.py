@@ -83,6 +83,27 @@ def test_long_poll_before_the_stream_exists_gets_its_chunks(client: httpx.Client
     assert response.json() == ["hello"]
 
 
+def test_read_from_now_before_the_stream_exists_gets_what_its_create_carried(
+    client: httpx.Client,
+):
+    run_id = _run(client, "executing")
+    url = f"/api/v1/runs/{run_id}/streams/ai"
+
+    def create_with_a_first_chunk() -> None:
+        time.sleep(0.5)
+        body = json.dumps(["first"])
+        assert client.put(url, content=body, headers=JSON).status_code == 201
+
+    writer = threading.Thread(target=create_with_a_first_chunk)
+    writer.start()
+    try:
+        response = client.get(url, params={"live": "long-poll", "offset": "now"})
+    finally:
+        writer.join()
+    assert response.status_code == 200
+    assert response.json() == ["first"]
+
+
 def test_missing_stream_of_a_finished_run_is_a_final_404(client: httpx.Client):
     run_id = _run(client, "completed")
     response = client.get(
