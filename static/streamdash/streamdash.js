@@ -14,7 +14,7 @@
  * for network / protocol problems), `code` (the server's error code, e.g. "unauthorized") and
  * `message` (the server's message, which says what to do).
  *
- * Reconnecting (the same policy as the Python SDK's readers, see README "Readers that wait"):
+ * Reconnecting (the same policy as the Python SDK's readers; README, "Streams in your own pages"):
  * - a line dropped after data resumes at once;
  * - network errors, 5xx, 408 and 429 are retried with exponential backoff from 250 ms to 10 s
  *   with jitter (at least Retry-After), until `giveUpAfterSeconds` (300) pass without reaching

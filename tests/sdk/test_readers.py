@@ -1,7 +1,8 @@
-"""Readers that wait and do not give up while the stream is open (README "Readers that wait"):
-a read started before the task creates its stream gets the chunks; a finished run's missing
-stream raises at once; a server that goes away and comes back is resumed; a server away for
-longer than ``give_up_after`` raises, every retry reported to ``on_retry``."""
+"""Readers that wait and do not give up while the stream is open (streamdash/sdk/README.md,
+"Readers that wait"): a read started before the task creates its stream gets the chunks; a
+finished run's missing stream raises at once; a server that goes away and comes back is
+resumed; a server away for longer than ``give_up_after`` raises, every retry reported to
+``on_retry``."""
 
 from __future__ import annotations
 
