@@ -344,6 +344,7 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
   };
   while (!controller.signal.aborted && !finished()) {
     let events = 0;
+    let progressed = false; // data arrived on this connection (not only control or heartbeats)
     const attemptController = linkedController(controller.signal);
     // A half-open connection (a NAT or proxy that forgot it) delivers nothing, not even the
     // server's heartbeat: past stallMs of silence, drop it and resume elsewhere.
@@ -374,6 +375,7 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
             attempt = 0;
             reachedAt = performance.now();
           }
+          if (event.type === "data" || event.type === "chunk") progressed = true;
           handle(event);
           if (finished()) break;
         }
@@ -403,7 +405,7 @@ async function connectLoop({ controller, connect, handle, onCleanEnd, finished, 
       }
       if (error.fatal || !error.retryable) return error;
       if (performance.now() - reachedAt > giveUpMs) return error;
-      await retry(error, events ? 0 : backoffMs(attempt + 1, error.retryAfterMs));
+      await retry(error, progressed ? 0 : backoffMs(attempt + 1, error.retryAfterMs));
     } finally {
       clearInterval(watchdog);
       attemptController.abort();
@@ -605,6 +607,8 @@ class StreamSubscription {
  *   signal, resume ("session": keep lastIndex in sessionStorage and continue from it on reload),
  *   format ("json" | "text" | "bytes"; found from the stream's type when not given),
  *   stallSeconds (45: reconnect after this long without a byte, heartbeats included),
+ *   giveUpAfterSeconds (300), waitForStreamSeconds (600), onRetry({attempt, delayMs, error})
+ *   (the reconnect policy in this module's header),
  *   onParts(parts, {firstIndex, lastIndex}), onError(error), onComplete({closed, timedOut}).
  * Returns `{lastIndex, nextIndex, upToDate, closed, stop(), done}`; `done` is a promise of
  * the outcome.
@@ -739,8 +743,9 @@ class RunSubscription {
  * the run is final and every stream has been delivered to its close.
  *
  * options: baseUrl (""), token (string or function), throttleMs (16), signal, stallSeconds (45), positions
- * ({key: nextIndex} to resume from), resume ("session"), onRun, onChunks, onStreamClosed,
- * onError, onComplete. Returns `{run, positions, closedStreams, stop(), done}`.
+ * ({key: nextIndex} to resume from), resume ("session"), giveUpAfterSeconds (300), onRetry,
+ * onRun, onChunks, onStreamClosed, onError (failures, and the server's `error` event: a stream
+ * deleted or purged under the subscription, `error.facts.stream` naming it), onComplete. Returns `{run, positions, closedStreams, stop(), done}`.
  */
 export function subscribeRun(runId, options = {}) {
   if (!runId) throw new TypeError("subscribeRun needs a run id.");
