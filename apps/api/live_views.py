@@ -284,7 +284,12 @@ def _ndjson_response(stream: Stream, start: int) -> StreamResponse:
     """Every chunk from ``start`` to the tail as it was when the request arrived, in pages."""
     end = stream.next_index
     lines = chunks_export(
-        stream_id=stream.pk, content_type=stream.content_type, start=start, end=end, fmt="ndjson"
+        stream_id=stream.pk,
+        content_type=stream.content_type,
+        start=start,
+        end=end,
+        fmt="ndjson",
+        fork_index=stream.fork_index,
     )
     response = StreamResponse(200, {"Content-Type": "application/x-ndjson"}, stream=lines)
     response["Cache-Control"] = "no-store"

@@ -29,12 +29,16 @@ EXPIRES_AT = "Stream-Expires-At"
 START_INDEX = "Stream-Start-Index"
 NEXT_INDEX = "Stream-Next-Index"
 SSE_ENCODING = "Stream-SSE-Data-Encoding"
+FORKED_FROM = "Stream-Forked-From"
+FORK_OFFSET = "Stream-Fork-Offset"
+FORK_SUB_OFFSET = "Stream-Fork-Sub-Offset"
 # streamdash extension: the stream's own type on SSE responses (whose Content-Type is SSE's).
 CONTENT_TYPE = "Stream-Content-Type"
 
 PROTOCOL_HEADERS = (
     "Content-Type, Authorization, If-None-Match, Last-Event-ID, Stream-Seq, Stream-TTL, "
-    "Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq"
+    "Stream-Expires-At, Stream-Closed, Stream-Forked-From, Stream-Fork-Offset, "
+    "Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq"
 )
 EXPOSED_HEADERS = (
     "Stream-Next-Offset, Stream-Up-To-Date, Stream-Closed, Stream-Cursor, Stream-TTL, "
@@ -113,6 +117,45 @@ def stream_config(request: StreamRequest, content_type: str) -> StreamConfig:
         expires_at=expires_at,
         closed=is_true(request.headers.get(CLOSED)),
     )
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    """A create's fork headers: the source's path, the offset and the sub-offset."""
+
+    source: str
+    offset: str | None
+    sub_offset: int
+
+
+def fork_request(request: StreamRequest) -> ForkRequest | None:
+    source = request.headers.get(FORKED_FROM)
+    offset = request.headers.get(FORK_OFFSET)
+    sub = request.headers.get(FORK_SUB_OFFSET)
+    if source is None:
+        if offset is not None or sub is not None:
+            raise BadRequest(
+                f"{FORK_OFFSET} and {FORK_SUB_OFFSET} need {FORKED_FROM}, the stream to fork.",
+                header=FORK_OFFSET if offset is not None else FORK_SUB_OFFSET,
+            )
+        return None
+    if offset is not None:
+        offset = offset.strip()
+        if offset not in (START, NOW):
+            parse_offset(offset, tail=0)  # validates the shape
+    sub_offset = 0
+    if sub is not None:
+        if not _UINT_RE.fullmatch(sub.strip()):
+            raise BadRequest(
+                f"{FORK_SUB_OFFSET} must be a non-negative integer, got {sub!r}.",
+                header=FORK_SUB_OFFSET,
+            )
+        sub_offset = int(sub)
+    if sub_offset and offset is None:
+        raise BadRequest(
+            f"{FORK_SUB_OFFSET} counts from {FORK_OFFSET}: send both.", header=FORK_SUB_OFFSET
+        )
+    return ForkRequest(source.strip(), offset, sub_offset)
 
 
 def producer_claim(request: StreamRequest) -> ProducerClaim | None:

@@ -26,7 +26,17 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 def create(request: StreamRequest, target: Target) -> StreamResponse:
     target.require("write")
-    content_type = request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
+    forking = protocol.fork_request(request)
+    fork = (
+        target.fork_of(forking.source, forking.offset, forking.sub_offset)
+        if forking is not None
+        else None
+    )
+    content_type = request.headers.get("Content-Type") or (
+        services.fork_content_type(target.principal.project.pk, fork)
+        if fork is not None
+        else DEFAULT_CONTENT_TYPE
+    )
     config = protocol.stream_config(request, content_type)
     body = request.body
     chunks = split_body(content_type, body, allow_empty_array=True) if body else []
@@ -36,6 +46,7 @@ def create(request: StreamRequest, target: Target) -> StreamResponse:
         run_id=target.run_id,
         config=config,
         chunks=chunks,
+        fork=fork,
     )
     response = StreamResponse(201 if created else 200, {"Content-Type": stream.content_type})
     if created:
@@ -150,7 +161,9 @@ def read(
     services.stream_touch(stream)
     start = read_request.start_index(stream.next_index)
     check_retained(stream.first_index, start)
-    records = selectors.chunks_from_index(stream_id=stream.pk, start=start, end=stream.next_index)
+    records = selectors.chunks_from_index(
+        stream_id=stream.pk, start=start, end=stream.next_index, fork_index=stream.fork_index
+    )
     next_index = records[-1].index + 1 if records else start
     at_tail = next_index >= stream.next_index
     closed = stream.closed and at_tail

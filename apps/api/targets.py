@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
@@ -12,11 +13,15 @@ from apps.api.exchange import StreamRequest
 from apps.projects.access import Principal, authenticate_credential
 from apps.runs.selectors import run_exists
 from apps.streams.models import Stream
-from apps.streams.services import StreamRef, stream_lookup
+from apps.streams.services import ForkSpec, StreamRef, stream_lookup
 from streamdash.core.errors import BadRequest, NotFound, StreamNotFound
 
 _KEY_RE = re.compile(r"[A-Za-z0-9._~:-]{1,200}")
 _NAME_RE = re.compile(r"[A-Za-z0-9._~:/-]{1,500}")
+# Stream-Forked-From names a stream of the caller's project by its path: standalone as the
+# conformance suite sends it (relative to the /ds base) or in full, or a run's stream.
+_STANDALONE_PATH = re.compile(r"(?:/ds)?/v1/stream/(?P<name>.+)")
+_RUN_STREAM_PATH = re.compile(r"/api/v1/runs/(?P<run>[^/]+)/streams/(?P<key>[^/]+)")
 
 
 @dataclass
@@ -45,6 +50,25 @@ class Target:
         assert stream is not None
         return stream
 
+    def fork_of(self, source: str, offset: str | None, sub_offset: int) -> ForkSpec:
+        """The stream a ``Stream-Forked-From`` path names, which the caller must be able to
+        read."""
+        path = unquote(urlsplit(source).path)
+        standalone = _STANDALONE_PATH.fullmatch(path)
+        run_stream = _RUN_STREAM_PATH.fullmatch(path)
+        if standalone is not None and _valid_name(standalone["name"]):
+            run_id, key = None, standalone["name"]
+        elif run_stream is not None and _KEY_RE.fullmatch(run_stream["key"]):
+            run_id, key = run_stream["run"], run_stream["key"]
+        else:
+            raise BadRequest(
+                f"Stream-Forked-From {source!r} is not a stream path: use /v1/stream/<name> "
+                "or /api/v1/runs/<run>/streams/<key>.",
+                header="Stream-Forked-From",
+            )
+        self.principal.require("read", run_id=run_id, key=key if run_id is not None else None)
+        return ForkSpec(run_id, key, offset, sub_offset)
+
     def not_found(self) -> None:
         """Raise the right 404: the run's, or the stream's."""
         if self.run_id is not None and not run_exists(
@@ -54,8 +78,12 @@ class Target:
         raise StreamNotFound(f"Stream {self.key!r} not found.", stream=self.key)
 
 
+def _valid_name(name: str) -> bool:
+    return _NAME_RE.fullmatch(name) is not None and ".." not in name.split("/")
+
+
 def standalone_target(request: StreamRequest, name: str) -> Target:
-    if not _NAME_RE.fullmatch(name) or ".." in name.split("/"):
+    if not _valid_name(name):
         raise BadRequest(f"Stream name {name!r} is not valid.", stream=name)
     principal = authenticate_credential(
         request.credential, allow_public=settings.STREAMDASH_PUBLIC_DS

@@ -194,13 +194,22 @@ def site_totals(*, viewer: Viewer, max_age: float = 1.5) -> SiteTotals:
 # --- history ------------------------------------------------------------------------------
 def chunks_page(stream: Stream, start: int, limit: int) -> list[ChunkRecord]:
     return stream_selectors.chunks_from_index(
-        stream_id=stream.pk, start=start, end=stream.next_index, limit=limit
+        stream_id=stream.pk,
+        start=start,
+        end=stream.next_index,
+        limit=limit,
+        fork_index=stream.fork_index,
     )
 
 
 def chunk_get(stream: Stream, index: int) -> ChunkRecord | None:
     rows = stream_selectors.chunks_from_index(
-        stream_id=stream.pk, start=index, end=index + 1, limit=1, max_bytes=1
+        stream_id=stream.pk,
+        start=index,
+        end=index + 1,
+        limit=1,
+        max_bytes=1,
+        fork_index=stream.fork_index,
     )
     return rows[0] if rows else None
 
@@ -223,7 +232,7 @@ def chunks_search(
     stop = min(stream.next_index, start + scan_limit)
     while position < stop and len(matches) < max_matches:
         page = stream_selectors.chunks_from_index(
-            stream_id=stream.pk, start=position, end=stop, limit=1000
+            stream_id=stream.pk, start=position, end=stop, limit=1000, fork_index=stream.fork_index
         )
         if not page:
             break

@@ -248,6 +248,7 @@ async def stream_export(request: HttpRequest, stream_id: int, fmt: str) -> HttpR
         start=stream.first_index,
         end=stream.next_index,
         fmt=fmt,  # type: ignore[arg-type]  # checked above
+        fork_index=stream.fork_index,
     )
     content_type = "application/x-ndjson" if fmt == "ndjson" else "application/octet-stream"
     name = f"stream-{stream.pk}.{'ndjson' if fmt == 'ndjson' else ('json' if as_array else 'bin')}"

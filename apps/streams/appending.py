@@ -28,6 +28,7 @@ from streamdash.core.errors import (
     RunFinished,
     SeqConflict,
     StreamClosed,
+    StreamDeleted,
     StreamFull,
     StreamNotFound,
 )
@@ -82,6 +83,8 @@ def plan_append(
     stream_seq, close = request.stream_seq, request.close
     if stream is None or (stream.expires_at is not None and stream.expires_at <= now):
         raise StreamNotFound("Stream not found.")
+    if stream.deleted:
+        raise StreamDeleted("The stream was deleted; only its forks still read its chunks.")
     if producer is not None:
         try:
             if producers.is_duplicate(state, producer):

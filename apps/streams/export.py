@@ -14,7 +14,13 @@ ExportFormat = Literal["ndjson", "raw"]
 
 
 async def chunks_export(
-    *, stream_id: int, content_type: str, start: int, end: int, fmt: ExportFormat
+    *,
+    stream_id: int,
+    content_type: str,
+    start: int,
+    end: int,
+    fmt: ExportFormat,
+    fork_index: int = 0,
 ) -> AsyncIterator[bytes]:
     """Chunks ``start…end-1`` in ``fmt``, one page at a time."""
     as_array = fmt == "raw" and is_json_type(content_type)
@@ -22,8 +28,13 @@ async def chunks_export(
     if as_array:
         yield b"["
     while position < end:
-        records = await threads.run_in("read",
-            selectors.chunks_from_index, stream_id=stream_id, start=position, end=end
+        records = await threads.run_in(
+            "read",
+            selectors.chunks_from_index,
+            stream_id=stream_id,
+            start=position,
+            end=end,
+            fork_index=fork_index,
         )
         if not records:
             break

@@ -59,6 +59,7 @@ class StreamState:
         self.first_index = tail.first_index
         self.next_index = tail.next_index
         self.closed = tail.closed
+        self.fork_index = tail.fork_index
         self.deleted = False
         # The ring is bounded in chunks and in bytes: a stream of 1 MiB chunks keeps a few,
         # not a gigabyte. Readers behind it read from the database.
@@ -395,6 +396,7 @@ class Hub:
             end=state.next_index,
             limit=limit,
             max_bytes=max_bytes,
+            fork_index=state.fork_index,
         )
 
 

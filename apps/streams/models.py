@@ -48,6 +48,22 @@ class Stream(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # A fork reads its chunks below ``fork_index`` from ``forked_from`` (which may be a fork
+    # itself) instead of holding copies; its own chunks start at ``fork_index``.
+    forked_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, related_name="forks", null=True, blank=True
+    )
+    fork_index = models.BigIntegerField(
+        default=0, help_text="Chunks below this index are read from the stream forked from."
+    )
+    fork_sub_offset = models.BigIntegerField(
+        default=0, help_text="Stream-Fork-Sub-Offset the fork was created with."
+    )
+    deleted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Deleted while forks still read from it: answers 410, kept for the forks.",
+    )
 
     class Meta:
         constraints = [

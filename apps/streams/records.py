@@ -17,3 +17,4 @@ class StreamTail(NamedTuple):
     first_index: int
     next_index: int
     closed: bool
+    fork_index: int = 0  # a fork's chunks below it are its source's (apps.streams.lineage)

@@ -48,6 +48,7 @@ class LockedStream:
     closed_at: dt.datetime | None = None
     schema: str | None = None  # the definition's JSON Schema, when it asks for validation
     run_final: bool = False  # the stream's run has reached a final status
+    deleted: bool = False  # deleted while forks read from it (``Stream.deleted_at``)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def lock_sql(
     sql = (
         "SELECT s.id, s.run_id, s.content_type, s.next_index, s.byte_size, s.closed, "
         "s.ttl_seconds, s.expires_at, s.last_stream_seq, p.epoch, p.last_seq, p.last_result, "
-        "d.schema, r.status "
+        "d.schema, r.status, s.deleted_at "
         f'FROM "{_S}" s LEFT JOIN "{_P}" p ON p.stream_id = s.id AND p.producer_id = %s '
         f'LEFT JOIN "{_D}" d ON d.project_id = s.project_id AND d.stream_id = s.key '
         f'AND d.validate AND d.schema IS NOT NULL LEFT JOIN "{_R}" r ON r.id = s.run_id '
@@ -108,6 +109,7 @@ def locked_row(row: Sequence[Any] | None) -> tuple[LockedStream | None, Producer
         last_stream_seq=row[8],
         schema=schema_text(row[12]) if row[12] is not None else None,
         run_final=row[13] in FINAL_STATUSES,
+        deleted=row[14] is not None,
     )
     state = ProducerState(row[9], row[10], _json(row[11])) if row[9] is not None else None
     return stream, state

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import connection
 
+from apps.streams import lineage
 from apps.streams.models import Chunk, Stream
 from apps.streams.records import ChunkRecord, StreamTail
 from streamdash.core.clock import aware_datetime
@@ -36,15 +37,36 @@ def chunks_from_index(
     end: int | None = None,
     limit: int | None = None,
     max_bytes: int | None = None,
+    fork_index: int = 0,
 ) -> list[ChunkRecord]:
     """Chunks ``start…`` in index order, at most ``limit`` of them and ``max_bytes`` (always at
-    least one, so a single large chunk still moves a reader forward)."""
+    least one, so a single large chunk still moves a reader forward). A fork's chunks below its
+    ``fork_index`` come from the streams it was forked from (``apps.streams.lineage``)."""
     limit = limit or settings.STREAMDASH_READ_PAGE_CHUNKS
     max_bytes = max_bytes or settings.STREAMDASH_READ_PAGE_BYTES
+    stop = _NO_END if end is None else end
+    if start >= fork_index:
+        return _page(stream_id, start, stop, limit, max_bytes)
+    records: list[ChunkRecord] = []
+    position, room = start, max_bytes
+    for span in lineage.spans(stream_id):
+        if span.end <= position:
+            continue
+        upto = min(stop, span.end)
+        page = _page(span.stream_id, position, upto, limit - len(records), room)
+        if records and page and len(page[0].data) > room:
+            page = []  # only the first chunk of a whole read may pass the byte budget
+        records += page
+        room -= sum(len(r.data) for r in page)
+        position = records[-1].index + 1 if records else position
+        if position < upto or len(records) >= limit or room <= 0 or upto >= stop:
+            break
+    return records
+
+
+def _page(stream_id: int, start: int, end: int, limit: int, max_bytes: int) -> list[ChunkRecord]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            _PAGE_SQL, [stream_id, start, _NO_END if end is None else end, limit, max_bytes]
-        )
+        cursor.execute(_PAGE_SQL, [stream_id, start, end, limit, max_bytes])
         rows = cursor.fetchall()
     return [
         ChunkRecord(index, bytes(data), _timestamp(created_at), producer)
@@ -61,6 +83,6 @@ def _timestamp(value: object) -> float:
 def stream_tails(stream_ids: Iterable[int]) -> dict[int, StreamTail]:
     """Current tail of each stream, in one query (the hub's safety re-check)."""
     rows = Stream.objects.filter(pk__in=list(stream_ids)).values_list(
-        "pk", "first_index", "next_index", "closed"
+        "pk", "first_index", "next_index", "closed", "fork_index"
     )
-    return {pk: StreamTail(pk, first, nxt, closed) for pk, first, nxt, closed in rows}
+    return {row[0]: StreamTail(*row) for row in rows}

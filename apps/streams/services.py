@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.streams import inserts, notify, pg_append, rows, threads
+from apps.streams import forks, inserts, notify, pg_append, rows, threads
 from apps.streams.appending import (
     AppendRequest,
     AppendResult,
@@ -27,17 +27,26 @@ from apps.streams.appending import (
     plan_append,
     tell_readers,
 )
+from apps.streams.forks import ForkSpec
 from apps.streams.limits import check_append, check_config, names_nothing
 from apps.streams.models import Stream
 from apps.streams.producers import ProducerClaim
 from apps.streams.rows import LockedStream
 from streamdash.core.content import base_content_type
-from streamdash.core.errors import NotFound, RunFinished, StreamExists, StreamNotFound
+from streamdash.core.errors import (
+    ContentTypeMismatch,
+    NotFound,
+    RunFinished,
+    StreamDeleted,
+    StreamExists,
+    StreamNotFound,
+)
 from streamdash.core.runstatus import FINAL_STATUSES
 
 __all__ = [
     "AppendRequest",
     "AppendResult",
+    "ForkSpec",
     "ProducerClaim",
     "PurgedChunks",
     "StreamConfig",
@@ -46,6 +55,7 @@ __all__ = [
     "appends_on_loop",
     "chunks_append",
     "chunks_purge",
+    "fork_content_type",
     "stream_close",
     "stream_create",
     "stream_delete",
@@ -69,12 +79,18 @@ class StreamRef:
 
 
 def stream_lookup(ref: StreamRef) -> Stream | None:
-    """The stream a reference names, unless it is missing or expired."""
+    """The stream a reference names, unless it is missing or expired; ``StreamDeleted`` (410)
+    for one deleted while forks still read from it."""
     if names_nothing(ref.run_id, ref.key):
         return None
     stream = rows.stream_by_name(project_id=ref.project_id, run_id=ref.run_id, key=ref.key)
     if stream is None or _is_expired(stream, timezone.now()):
         return None
+    if stream.deleted_at is not None:
+        raise StreamDeleted(
+            f"Stream {ref.key!r} was deleted; only its forks still read its chunks.",
+            stream=ref.key,
+        )
     return stream
 
 
@@ -95,6 +111,31 @@ def _same_config(stream: Stream, config: StreamConfig) -> bool:
     )
 
 
+def _fork_config(config: StreamConfig, source: Stream) -> StreamConfig:
+    """A fork has its source's content type, and its lifetime unless it asks for its own."""
+    if base_content_type(config.content_type) != base_content_type(source.content_type):
+        raise ContentTypeMismatch(
+            f"The stream to fork has content type {source.content_type}; a fork keeps it.",
+            expected=source.content_type,
+            received=config.content_type,
+        )
+    if config.ttl_seconds is None and config.expires_at is None:
+        config = replace(config, ttl_seconds=source.ttl_seconds)
+        if source.ttl_seconds is None:
+            config = replace(config, expires_at=source.expires_at)
+    return config
+
+
+def fork_content_type(project_id: int, fork: ForkSpec) -> str:
+    """The content type a fork inherits when its create names none (the source's)."""
+    content_type = (
+        Stream.objects.filter(project_id=project_id, run_id=fork.run_id, key=fork.key)
+        .values_list("content_type", flat=True)
+        .first()
+    )
+    return content_type or "application/octet-stream"
+
+
 def _expiry(config: StreamConfig, now: dt.datetime) -> dt.datetime | None:
     if config.ttl_seconds is not None:
         return now + dt.timedelta(seconds=config.ttl_seconds)
@@ -108,10 +149,12 @@ def stream_create(
     config: StreamConfig,
     run_id: str | None = None,
     chunks: list[bytes] | None = None,
+    fork: ForkSpec | None = None,
 ) -> tuple[Stream, bool]:
     """Create a stream, idempotently: the same config again returns the existing stream
     (``created`` False); a different config raises ``StreamExists`` (409). A run's stream needs
-    the run to exist in the project and not to have finished."""
+    the run to exist in the project and not to have finished. With ``fork``, the stream is a
+    fork of another of the project's streams (``apps.streams.forks``)."""
     check_config(content_type=config.content_type, ttl_seconds=config.ttl_seconds)
     run_status = _run_status(project, run_id) if run_id is not None else None
     if run_status in FINAL_STATUSES:
@@ -124,18 +167,30 @@ def stream_create(
     )
     try:
         with transaction.atomic():
+            source = point = None
+            if fork is not None:
+                source = forks.lock_source(project.pk, fork, now)
+                config = _fork_config(config, source)
+                point = forks.fork_point(source, fork)
             existing = Stream.objects.select_for_update().filter(**lookup).first()
-            if existing is not None and _is_expired(existing, now):
-                _delete_now(existing)
+            if existing is not None and _is_expired(existing, now) and _delete_now(existing):
                 existing = None
             if existing is not None:
-                if not _same_config(existing, config):
+                if existing.deleted_at is not None or _is_expired(existing, now):
+                    raise StreamExists(
+                        f"Stream {key!r} was deleted, but forks still read from it: its name "
+                        "stays taken until they are gone.",
+                    )
+                if not _same_config(existing, config) or not forks.same_fork(
+                    existing, source, point, fork
+                ):
                     raise StreamExists(
                         f"Stream {key!r} already exists with a different configuration "
                         f"(content type {existing.content_type}).",
                         content_type=existing.content_type,
                     )
                 return existing, False
+            start = point.index if point is not None else 0
             stream = Stream.objects.create(
                 project=project,
                 run_id=run_id,
@@ -145,7 +200,14 @@ def stream_create(
                 expires_at=_expiry(config, now),
                 closed=config.closed,
                 closed_at=now if config.closed else None,
+                forked_from=source,
+                fork_index=start,
+                fork_sub_offset=fork.sub_offset if fork is not None else 0,
+                first_index=min(source.first_index, start) if source is not None else 0,
+                next_index=start,
             )
+            if point is not None and point.head is not None:
+                chunks = [point.head, *(chunks or [])]
             if chunks:
                 _insert(stream, chunks, producer="", now=now)
                 stream.save(update_fields=["next_index", "byte_size", "updated_at"])
@@ -166,7 +228,7 @@ def stream_create(
     except IntegrityError:
         # Two creates raced; the loser sees the winner's row on retry.
         return stream_create(
-            project=project, key=key, config=config, run_id=run_id, chunks=chunks
+            project=project, key=key, config=config, run_id=run_id, chunks=chunks, fork=fork
         )
 
 
@@ -197,10 +259,31 @@ def _is_expired(stream: Stream | LockedStream, now: dt.datetime) -> bool:
     return stream.expires_at is not None and stream.expires_at <= now
 
 
-def _delete_now(stream: Stream) -> None:
+def _delete_now(stream: Stream) -> bool:
+    """Delete a stream, unless forks still read from it: then mark it deleted (410; its
+    chunks stay for them). A source marked deleted or expired goes with its last fork.
+    Returns whether the stream went for good."""
     stream_pk = stream.pk
-    stream.delete()
     transaction.on_commit(lambda: notify.stream_deleted(stream_id=stream_pk))
+    if forks.has_forks(stream_pk):
+        if stream.deleted_at is None:
+            stream.deleted_at = timezone.now()
+            stream.save(update_fields=["deleted_at", "updated_at"])
+        return False
+    source_id = stream.forked_from_id
+    stream.delete()
+    if source_id is not None:
+        _release(source_id)
+    return True
+
+
+def _release(source_id: int) -> None:
+    """A fork of ``source_id`` went: the source goes too if it was only kept for its forks."""
+    source = Stream.objects.select_for_update().filter(pk=source_id).first()
+    if source is None or (source.deleted_at is None and not _is_expired(source, timezone.now())):
+        return
+    if not forks.has_forks(source_id):
+        _delete_now(source)
 
 
 def _insert(
@@ -303,7 +386,8 @@ def chunks_purge(
     ``test_purge_gives_a_reader_below_it_410_at_once`` is marked xfail until then.)"""
     with transaction.atomic():
         tail = rows.lock_tail(stream_id)
-        if tail is None:
+        if tail is None or forks.has_forks(stream_id):
+            # Forks read a source's chunks: it keeps them until its last fork goes.
             return PurgedChunks(0, 0, True)
         end = tail.next_index if before_index is None else min(before_index, tail.next_index)
         upto = min(tail.first_index + batch_size, end)
@@ -326,25 +410,34 @@ def stream_close(*, stream_id: int) -> AppendResult:
 
 
 def stream_delete(*, stream_id: int) -> None:
+    """Delete a stream (see ``_delete_now`` for one that forks read from)."""
     with transaction.atomic():
         stream = Stream.objects.select_for_update().filter(pk=stream_id).first()
         if stream is None:
             raise NotFound("Stream not found.")
+        if stream.deleted_at is not None:
+            raise StreamDeleted("The stream was deleted already.")
         _delete_now(stream)
 
 
 def streams_delete(*, stream_ids: Iterable[int]) -> int:
     """Delete streams with their chunks and producers, in one transaction (retention's
     bulk delete). Their live readers are told after the commit, as by ``stream_delete``,
-    so they end at once rather than at the hub's next tail check. Returns how many."""
+    so they end at once rather than at the hub's next tail check. These go for good, forks or
+    not: a fork of one of them gets its prefix copied first (``forks.detach``), and a source
+    kept only for them goes too. Returns how many."""
     with transaction.atomic():
-        ids = list(
+        rows_ = list(
             Stream.objects.select_for_update()
             .filter(pk__in=list(stream_ids))
-            .values_list("pk", flat=True)
+            .values_list("pk", "forked_from_id")
         )
+        ids = [pk for pk, _ in rows_]
+        forks.detach(ids)
         Stream.objects.filter(pk__in=ids).delete()
         transaction.on_commit(lambda: _notify_deleted(ids))
+        for source_id in {source for _, source in rows_ if source is not None} - set(ids):
+            _release(source_id)
     return len(ids)
 
 

@@ -104,6 +104,16 @@ class Gone(DomainError):
     status = 410
 
 
+class StreamDeleted(Gone):
+    """The stream was deleted while forks still read from it: its name stays taken."""
+
+    code = "stream_deleted"
+
+
+class ForkSourceDeleted(Conflict):
+    code = "fork_source_deleted"
+
+
 class MethodNotAllowed(DomainError):
     code = "method_not_allowed"
     status = 405

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the Durable Streams server conformance suite (minus Fork/Subscriptions) against a
+# Run the Durable Streams server conformance suite (all but Subscriptions) against a
 # running streamdash.  Usage: tests/conformance/run.sh http://127.0.0.1:8123/ds [vitest args...]
-#   e.g. ... run.sh http://127.0.0.1:8123/ds -t 'SSE Mode'   (a -t replaces the Fork exclusion)
+#   e.g. ... run.sh http://127.0.0.1:8123/ds -t 'SSE Mode'   (-t picks a subset)
 # Env: LONG_POLL_TIMEOUT_MS (default 2000; keep >= server STREAMDASH_LONG_POLL_TIMEOUT in ms,
 #      the suite allows longPollTimeoutMs + 1000 ms per long-poll test),
 #      CONFORMANCE_REPORTER (vitest reporter, default "default"; "verbose" lists every test).
