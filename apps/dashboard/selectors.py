@@ -18,12 +18,14 @@ from typing import Any
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Length
 
+from apps.projects.models import Project
 from apps.projects.selectors import Viewer, projects_visible_to, sees_all_projects
 from apps.runs.models import Run
 from apps.runs.selectors import runs_page
 from apps.streams import selectors as stream_selectors
-from apps.streams.models import Chunk, Stream
+from apps.streams.models import Chunk, Stream, StreamDefinition
 from apps.streams.records import ChunkRecord
+from apps.streams.schemas import chunk_type, schema_pretty
 from streamdash.core.runstatus import RunStatus
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.EXECUTING)
@@ -124,7 +126,7 @@ def run_detail(run_id: str, *, viewer: Viewer) -> tuple[Run, list[Stream]] | Non
 
 def stream_get(stream_id: int, *, viewer: Viewer) -> Stream | None:
     return (
-        Stream.objects.select_related("run", "project")
+        Stream.objects.select_related("run", "project", "forked_from")
         .filter(pk=stream_id, project__in=projects_visible_to(viewer))
         .first()
     )
@@ -134,6 +136,37 @@ def run_stream_get(run_id: str, key: str, *, viewer: Viewer) -> Stream | None:
     return Stream.objects.filter(
         run_id=run_id, key=key, project__in=projects_visible_to(viewer)
     ).first()
+
+
+@dataclass(frozen=True)
+class DefinitionRow:
+    definition: StreamDefinition
+    chunk_type: str
+    schema: str  # pretty-printed
+
+
+def definitions_by_project(*, viewer: Viewer) -> list[tuple[Project, list[DefinitionRow]]]:
+    """The stream definitions of every project the viewer sees, by project, by name."""
+    found: dict[int, tuple[Project, list[DefinitionRow]]] = {}
+    query = StreamDefinition.objects.select_related("project").filter(
+        project__in=projects_visible_to(viewer)
+    )
+    for definition in query.order_by("project__name", "project_id", "stream_id"):
+        row = DefinitionRow(
+            definition, chunk_type(definition.schema), schema_pretty(definition.schema)
+        )
+        found.setdefault(definition.project_id, (definition.project, []))[1].append(row)
+    return list(found.values())
+
+
+def definition_for(stream: Stream) -> DefinitionRow | None:
+    """The definition a stream's key names in its project (a run's stream ``ai`` uses ``ai``)."""
+    definition = StreamDefinition.objects.filter(
+        project_id=stream.project_id, stream_id=stream.key
+    ).first()
+    if definition is None:
+        return None
+    return DefinitionRow(definition, chunk_type(definition.schema), "")
 
 
 def streams_recent(*, viewer: Viewer, before: int | None = None, limit: int = 50) -> list[Stream]:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/streams/<str:key>/", views.run_stream, name="run-stream"),
     path("streams/", views.streams, name="streams"),
+    path("definitions/", views.definitions, name="definitions"),
     path("streams/<int:stream_id>/", views.stream_live, name="stream-live"),
     path("streams/<int:stream_id>/history/", views.stream_history, name="stream-history"),
     path("streams/<int:stream_id>/chart/", views.stream_chart, name="stream-chart"),

@@ -125,6 +125,17 @@ def streams(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+def definitions(request: HttpRequest) -> HttpResponse:
+    """Stream definitions by project: name, chunk type, schema, server-side validation."""
+    context = {
+        "projects": selectors.definitions_by_project(viewer=request.user),
+        "nav": "definitions",
+    }
+    return render(request, "dashboard/definitions.html", context)
+
+
+@login_required
+@require_GET
 def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
     stream = _stream_or_404(request, stream_id)
     speed = request.GET.get("speed", "")
@@ -142,6 +153,7 @@ def stream_live(request: HttpRequest, stream_id: int) -> HttpResponse:
         "speeds": REPLAY_SPEEDS,
         "ws_path": socket_path,
         "kind": content_kind(stream.content_type),
+        "definition": selectors.definition_for(stream),
         "nav": "streams",
     }
     return render(request, "dashboard/stream_live.html", context)
@@ -176,6 +188,7 @@ def stream_history(request: HttpRequest, stream_id: int) -> HttpResponse:
         "prev_start": max(first, start - HISTORY_PAGE),
         "next_start": start + HISTORY_PAGE if start + HISTORY_PAGE < stream.next_index else None,
         "page_end": min(start + HISTORY_PAGE, stream.next_index) - 1,
+        "definition": selectors.definition_for(stream),
         "nav": "streams",
     }
     return render(request, "dashboard/stream_history.html", context)

@@ -27,6 +27,26 @@ def schema_text(schema: Any) -> str:
     return schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
 
 
+def chunk_type(schema: Any) -> str:
+    """The chunk type a definition's schema describes, for people: its title (the SDK puts the
+    type's name there, e.g. a pydantic model's), else its JSON type, else "any"."""
+    if not isinstance(schema, dict):
+        return "any" if schema in (None, True) else "nothing"
+    title, kind = schema.get("title"), schema.get("type")
+    if isinstance(title, str) and title:
+        return title
+    if isinstance(kind, str):
+        return kind
+    if isinstance(kind, list) and all(isinstance(k, str) for k in kind):
+        return " | ".join(kind)
+    return "any"
+
+
+def schema_pretty(schema: Any) -> str:
+    """A schema as indented JSON, keys in the order the code gave them."""
+    return json.dumps(schema, indent=2, ensure_ascii=False)
+
+
 def check_schema(schema: Any) -> None:
     """A definition's schema must itself be a valid JSON Schema."""
     try:
