@@ -114,10 +114,12 @@ def _overshoot(why: str) -> BadRequest:
 def same_fork(
     existing: Stream, source: Stream | None, point: ForkPoint | None, spec: ForkSpec | None
 ) -> bool:
-    """Whether a create asks for what ``existing`` is: a fork of the same source at the same
-    point (a fork request without an offset matches any point), or not a fork at all."""
+    """Whether a create asks for what ``existing`` is. A create without fork headers asks
+    for nothing about forks (a writer that creates its stream before appending, as the SDK's
+    does, may write to a fork); one with them matches a fork of the same source at the same
+    point (without an offset, at any point)."""
     if source is None or point is None or spec is None:
-        return existing.forked_from_id is None
+        return True
     if existing.forked_from_id != source.pk:
         return False
     return spec.offset is None or (

@@ -53,6 +53,17 @@ def stream_path(run_id: str, key: str) -> str:
     return f"/api/v1/runs/{quote(run_id, safe='')}/streams/{quote(key, safe='')}"
 
 
+def fork_request(*, run_id: str, key: str, at_index: int, into_run: str, new_key: str) -> Request:
+    """Create ``into_run``'s stream ``new_key`` as a fork of ``run_id``'s stream ``key`` at
+    ``at_index`` (the protocol's Stream-Forked-From and Stream-Fork-Offset). Idempotent."""
+    headers = {
+        "Content-Type": JSON_TYPE,
+        "Stream-Forked-From": stream_path(run_id, key),
+        "Stream-Fork-Offset": offset_for(at_index),
+    }
+    return Request("PUT", stream_path(into_run, new_key), headers=headers)
+
+
 def error_from(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
     """The exception for a 4xx/5xx answer, from PROTOCOL.md §4's JSON when there is one."""
     code, message, facts = f"http_{status}", body[:200].decode("utf-8", "replace"), {}

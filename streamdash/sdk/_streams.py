@@ -13,7 +13,7 @@ import pydantic
 
 from streamdash.sdk._client import AsyncClient, Client
 from streamdash.sdk._context import current_run
-from streamdash.sdk._core import ReadPlan, Request, json_request
+from streamdash.sdk._core import ReadPlan, Request, fork_request, json_request
 from streamdash.sdk._defaults import default_async_client, default_client
 from streamdash.sdk._exceptions import ChunkValidationError, ConfigurationError
 from streamdash.sdk._pipe import Pipe
@@ -212,6 +212,51 @@ class StreamDefinition(Generic[T]):
         client = client or default_client()
         client.request(StreamWriter(client, self._run_id(run_id), self.id).state.close_request())
 
+    # -- forking --------------------------------------------------------------------------
+    def _fork(
+        self, run_id: str, at_index: int, new_key: str, into_run: str | None
+    ) -> tuple[Request, StreamDefinition[T]]:
+        if at_index < 0:
+            raise ValueError(f"at_index must be 0 or more, got {at_index}.")
+        request = fork_request(
+            run_id=run_id,
+            key=self.id,
+            at_index=at_index,
+            into_run=into_run or run_id,
+            new_key=new_key,
+        )
+        return request, StreamDefinition(new_key, self._chunk, register=False)
+
+    async def fork(
+        self,
+        run_id: str,
+        at_index: int,
+        new_key: str,
+        *,
+        into_run: str | None = None,
+        client: AsyncClient | None = None,
+    ) -> StreamDefinition[T]:
+        """Create stream ``new_key`` (of ``into_run``, by default the same run) as a fork of
+        this stream of ``run_id`` at ``at_index``: it reads this stream's first ``at_index``
+        chunks (the server does not copy them), and what is appended to it follows them —
+        "regenerate from here". Returns the fork, typed like this stream. Idempotent."""
+        request, forked = self._fork(run_id, at_index, new_key, into_run)
+        await (client or default_async_client()).request(request)
+        return forked
+
+    def fork_sync(
+        self,
+        run_id: str,
+        at_index: int,
+        new_key: str,
+        *,
+        into_run: str | None = None,
+        client: Client | None = None,
+    ) -> StreamDefinition[T]:
+        request, forked = self._fork(run_id, at_index, new_key, into_run)
+        (client or default_client()).request(request)
+        return forked
+
     # -- reading --------------------------------------------------------------------------
     def _plan(self, run_id: str, start_index: int, timeout: float | None) -> ReadPlan[T]:
         return ReadPlan(
@@ -298,6 +343,29 @@ class Streams:
     @property
     def default(self) -> StreamDefinition[Any]:
         return _DEFAULT
+
+    async def fork(
+        self,
+        run_id: str,
+        at_index: int,
+        new_key: str,
+        *,
+        key: str = DEFAULT_STREAM,
+        into_run: str | None = None,
+    ) -> StreamDefinition[Any]:
+        """Fork the stream ``key`` of ``run_id`` at ``at_index`` (``StreamDefinition.fork``)."""
+        return await _untyped(key).fork(run_id, at_index, new_key, into_run=into_run)
+
+    def fork_sync(
+        self,
+        run_id: str,
+        at_index: int,
+        new_key: str,
+        *,
+        key: str = DEFAULT_STREAM,
+        into_run: str | None = None,
+    ) -> StreamDefinition[Any]:
+        return _untyped(key).fork_sync(run_id, at_index, new_key, into_run=into_run)
 
     def pipe(
         self,

@@ -170,3 +170,11 @@ def test_fork_reads_live_through_the_prefix(api, source):
     assert response.status_code == 200
     assert json.loads(response.content) == [{"t": "a"}, {"t": "b"}]
     assert response["Stream-Next-Offset"] == offset_for(2)
+
+
+def test_plain_create_of_an_existing_fork_is_200_and_fork_of_a_plain_stream_409(api, source):
+    put(api, "/ds/v1/stream/retry", **{FROM: source})
+    # A writer that creates its stream before appending (the SDK's) may write to a fork.
+    assert put(api, "/ds/v1/stream/retry").status_code == 200
+    put(api, "/ds/v1/stream/plain")
+    assert put(api, "/ds/v1/stream/plain", **{FROM: source}).status_code == 409

@@ -32,9 +32,12 @@ def test_definitions_page_shows_each_projects_definitions(dash: Client, project)
     definition_put(project=other, stream_id="secret", schema=None)
     page = dash.get("/definitions/").content.decode()
     assert f'id="def-{project.pk}-ai"' in page
-    assert "Delta" in page and "LLM deltas" in page and "integer" in page
+    for shown in ("Delta", "LLM deltas", "integer"):
+        assert shown in page
     # Pretty-printed, keys in the code's order, escaped once.
-    assert "{\n  &quot;title&quot;: &quot;Delta&quot;,\n  &quot;type&quot;: &quot;object&quot;" in page
+    assert "{\n  &quot;title&quot;: &quot;Delta&quot;,\n  &quot;type&quot;: &quot;object&quot;" in (
+        page
+    )
     assert "secret" not in page
 
 
@@ -78,7 +81,7 @@ def admin_client(db: None) -> Client:
 def test_admin_lists_definitions_with_type_and_validation(admin_client: Client, project):
     definition_put(project=project, stream_id="ai", schema=SCHEMA)
     page = admin_client.get("/admin/streams/streamdefinition/").content.decode()
-    assert "ai" in page and "Delta" in page
+    assert "Delta" in page
     assert 'name="form-0-validate"' in page  # the switch, editable in the list
 
 
