@@ -10,7 +10,6 @@ and a reader never sees an index that could still roll back. Retention's purge o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from apps.streams.forks import ForkSpec
 from apps.streams.limits import check_append, check_config, names_nothing
 from apps.streams.models import Stream
 from apps.streams.producers import ProducerClaim
+from apps.streams.removal import delete_now, is_expired, stream_delete, streams_delete
 from apps.streams.rows import LockedStream
 from streamdash.core.content import base_content_type
 from streamdash.core.errors import (
@@ -84,7 +84,7 @@ def stream_lookup(ref: StreamRef) -> Stream | None:
     if names_nothing(ref.run_id, ref.key):
         return None
     stream = rows.stream_by_name(project_id=ref.project_id, run_id=ref.run_id, key=ref.key)
-    if stream is None or _is_expired(stream, timezone.now()):
+    if stream is None or is_expired(stream, timezone.now()):
         return None
     if stream.deleted_at is not None:
         raise StreamDeleted(
@@ -173,10 +173,10 @@ def stream_create(
                 config = _fork_config(config, source)
                 point = forks.fork_point(source, fork)
             existing = Stream.objects.select_for_update().filter(**lookup).first()
-            if existing is not None and _is_expired(existing, now) and _delete_now(existing):
+            if existing is not None and is_expired(existing, now) and delete_now(existing):
                 existing = None
             if existing is not None:
-                if existing.deleted_at is not None or _is_expired(existing, now):
+                if existing.deleted_at is not None or is_expired(existing, now):
                     raise StreamExists(
                         f"Stream {key!r} was deleted, but forks still read from it: its name "
                         "stays taken until they are gone.",
@@ -253,37 +253,6 @@ def stream_touch(stream: Stream) -> None:
         return
     stream.expires_at = expires_at
     Stream.objects.filter(pk=stream.pk).update(expires_at=expires_at)
-
-
-def _is_expired(stream: Stream | LockedStream, now: dt.datetime) -> bool:
-    return stream.expires_at is not None and stream.expires_at <= now
-
-
-def _delete_now(stream: Stream) -> bool:
-    """Delete a stream, unless forks still read from it: then mark it deleted (410; its
-    chunks stay for them). A source marked deleted or expired goes with its last fork.
-    Returns whether the stream went for good."""
-    stream_pk = stream.pk
-    transaction.on_commit(lambda: notify.stream_deleted(stream_id=stream_pk))
-    if forks.has_forks(stream_pk):
-        if stream.deleted_at is None:
-            stream.deleted_at = timezone.now()
-            stream.save(update_fields=["deleted_at", "updated_at"])
-        return False
-    source_id = stream.forked_from_id
-    stream.delete()
-    if source_id is not None:
-        _release(source_id)
-    return True
-
-
-def _release(source_id: int) -> None:
-    """A fork of ``source_id`` went: the source goes too if it was only kept for its forks."""
-    source = Stream.objects.select_for_update().filter(pk=source_id).first()
-    if source is None or (source.deleted_at is None and not _is_expired(source, timezone.now())):
-        return
-    if not forks.has_forks(source_id):
-        _delete_now(source)
 
 
 def _insert(
@@ -407,43 +376,6 @@ def chunks_purge(
 
 def stream_close(*, stream_id: int) -> AppendResult:
     return chunks_append(stream_id=stream_id, chunks=[], close=True)
-
-
-def stream_delete(*, stream_id: int) -> None:
-    """Delete a stream (see ``_delete_now`` for one that forks read from)."""
-    with transaction.atomic():
-        stream = Stream.objects.select_for_update().filter(pk=stream_id).first()
-        if stream is None:
-            raise NotFound("Stream not found.")
-        if stream.deleted_at is not None:
-            raise StreamDeleted("The stream was deleted already.")
-        _delete_now(stream)
-
-
-def streams_delete(*, stream_ids: Iterable[int]) -> int:
-    """Delete streams with their chunks and producers, in one transaction (retention's
-    bulk delete). Their live readers are told after the commit, as by ``stream_delete``,
-    so they end at once rather than at the hub's next tail check. These go for good, forks or
-    not: a fork of one of them gets its prefix copied first (``forks.detach``), and a source
-    kept only for them goes too. Returns how many."""
-    with transaction.atomic():
-        rows_ = list(
-            Stream.objects.select_for_update()
-            .filter(pk__in=list(stream_ids))
-            .values_list("pk", "forked_from_id")
-        )
-        ids = [pk for pk, _ in rows_]
-        forks.detach(ids)
-        Stream.objects.filter(pk__in=ids).delete()
-        transaction.on_commit(lambda: _notify_deleted(ids))
-        for source_id in {source for _, source in rows_ if source is not None} - set(ids):
-            _release(source_id)
-    return len(ids)
-
-
-def _notify_deleted(stream_ids: list[int]) -> None:
-    for pk in stream_ids:
-        notify.stream_deleted(stream_id=pk)
 
 
 def streams_close_for_run(*, run_id: str) -> int:
