@@ -43,7 +43,7 @@ def chunk_type(schema: Any) -> str:
 
 
 def schema_pretty(schema: Any) -> str:
-    """A schema as indented JSON, keys in the order the code gave them."""
+    """A schema as indented JSON, keys as stored (PostgreSQL's jsonb keeps its own order)."""
     return json.dumps(schema, indent=2, ensure_ascii=False)
 
 
