@@ -42,7 +42,16 @@ def stream_dict(stream: Stream) -> dict[str, Any]:
         "closed": stream.closed,
         "created_at": _iso(stream.created_at),
         "closed_at": _iso(stream.closed_at),
+        "forked_from": _fork_dict(stream),
     }
+
+
+def _fork_dict(stream: Stream) -> dict[str, Any] | None:
+    """Where a fork branched: its source (run and key) and the index its own chunks start at."""
+    source = stream.forked_from
+    if source is None:
+        return None
+    return {"run_id": source.run_id, "key": source.key, "at_index": stream.fork_index}
 
 
 def definition_dict(definition: StreamDefinition) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def runs_page(
 
 
 def run_streams(*, run: Run) -> list[Stream]:
-    return list(Stream.objects.filter(run=run).order_by("created_at", "key"))
+    return list(
+        Stream.objects.filter(run=run).select_related("forked_from").order_by("created_at", "key")
+    )
 
 
 def run_with_streams(*, run_id: str) -> tuple[Run, list[Stream]] | None:
