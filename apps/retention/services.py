@@ -100,7 +100,10 @@ def purge_preview(
     """What a purge would delete now: a dry run (no writes, three aggregate queries)."""
     now = now or timezone.now()
     projects = list(projects) if projects is not None else None
-    streams = _due_streams(now, projects).filter(first_index__lt=F("next_index"))
+    # A stream that forks read from keeps its chunks (apps.streams.forks): not counted.
+    streams = _due_streams(now, projects).filter(
+        first_index__lt=F("next_index"), forks__isnull=True
+    )
     totals = streams.aggregate(
         n=Count("pk"), chunks=Sum(F("next_index") - F("first_index")), size=Sum("byte_size")
     )

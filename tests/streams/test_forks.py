@@ -3,7 +3,12 @@ fork's prefix away."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.utils import timezone
+
 from apps.projects.models import Project
+from apps.retention.services import purge_expired, purge_preview
 from apps.runs.services import runs_delete
 from apps.streams.lineage import Span, spans
 from apps.streams.models import Chunk, Stream
@@ -92,3 +97,12 @@ def test_a_source_deleted_with_forks_goes_with_its_last_fork(project: Project) -
     streams_delete(stream_ids=[second.pk])
     assert not Stream.objects.filter(pk=root.pk).exists()
     assert not Chunk.objects.exists()
+
+
+def test_retention_neither_counts_nor_purges_a_fork_source(project: Project) -> None:
+    root = make_stream(project, "root", chunks=[b"0", b"1"])
+    fork(project, "retry", root, 2)
+    Stream.objects.filter(pk=root.pk).update(expires_at=timezone.now() - dt.timedelta(1))
+    assert purge_preview().chunks_deleted == 0
+    assert purge_expired().chunks_deleted == 0
+    assert Chunk.objects.filter(stream=root).count() == 2
