@@ -4,6 +4,8 @@
   ``LeanStreams`` (apps/api/lean.py: no Django request cycle); the rest of /api/ by
   ``ApiASGIHandler`` (async-native middleware, no thread per live read: streamdash/handlers.py);
   the site (dashboard, admin) by Django's own handler.
+- Every request (HTTP, WebSocket) gets an id (``RequestId``: ``X-Request-ID``, log lines, error
+  bodies).
 - HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
   real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
@@ -25,8 +27,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamdash.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from apps.api.accesslog import log_daphne_access_through_logging  # noqa: E402
 from apps.api.bodylimit import RequestBodyLimit  # noqa: E402
 from apps.api.lean import LeanStreams  # noqa: E402
 from apps.api.logredact import redact_daphne_access_log  # noqa: E402
@@ -34,11 +38,14 @@ from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpa
 from apps.dashboard.origin import SameOriginValidator  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from apps.retention.scheduler import PurgeScheduler  # noqa: E402
+from streamdash.core.requestid import RequestId  # noqa: E402
 from streamdash.handlers import ApiASGIHandler, PathDispatcher  # noqa: E402
 
 redact_daphne_access_log()
+if settings.STREAMDASH_LOG_FORMAT == "json":
+    log_daphne_access_through_logging()
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": PurgeScheduler(
             RequestBodyLimit(
@@ -54,3 +61,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Every request gets its id first.
+application = RequestId(router)

@@ -286,15 +286,39 @@ STREAMDASH_PURGE_BATCH_CHUNKS = _env_int("STREAMDASH_PURGE_BATCH_CHUNKS", 5000)
 # Purged runs stay as "expired" tombstones this long (reads get 410, not 404), then go.
 STREAMDASH_PURGE_TOMBSTONE_DAYS = _env_int("STREAMDASH_PURGE_TOMBSTONE_DAYS", 7)
 
+# "text" (the default: plain lines) or "json": one JSON object a line from every logger,
+# Daphne's access log included, each with the request id (streamdash/core/jsonlog.py).
+STREAMDASH_LOG_FORMAT = os.environ.get("STREAMDASH_LOG_FORMAT", "text").strip().lower() or "text"
+if STREAMDASH_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(
+        f"STREAMDASH_LOG_FORMAT={STREAMDASH_LOG_FORMAT!r}: use text (the default) or json."
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Every handler carries the redaction filter: no token, key or Authorization in any log.
     "filters": {"redact_secrets": {"()": "apps.api.logredact.RedactSecretsFilter"}},
+    "formatters": {
+        "json": {
+            "()": "streamdash.core.jsonlog.JsonFormatter",
+            "redact": "ext://apps.api.logredact.redact",
+        }
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact_secrets"],
+            **({"formatter": "json"} if STREAMDASH_LOG_FORMAT == "json" else {}),
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-    # Replace Django's default handlers for its loggers, which would bypass the filter.
-    "loggers": {"django": {"handlers": ["console"], "propagate": False}},
+    "loggers": {
+        # Replace Django's default handlers for its loggers, which would bypass the filter.
+        "django": {"handlers": ["console"], "propagate": False},
+        # Daphne's access log in JSON mode (apps/api/accesslog.py) and `manage.py serve`'s
+        # supervisor: lines an operator wants whatever LOG_LEVEL says.
+        "streamdash.access": {"level": "INFO"},
+        "streamdash.serve": {"level": "INFO"},
+    },
 }

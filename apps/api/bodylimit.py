@@ -25,6 +25,9 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.api.errors import error_body
+from streamdash.core.errors import BadRequest, DomainError, TooLarge
+
 __all__ = ["RequestBodyLimit"]
 
 Scope = dict[str, Any]
@@ -34,10 +37,10 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class _Rejected(Exception):
-    def __init__(self, status: int, code: str, message: str, **facts: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = json.dumps({"error": {"code": code, "message": message, **facts}}).encode()
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.message)
+        self.status = error.status
+        self.body = json.dumps({"error": error_body(error)}).encode()
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -45,17 +48,15 @@ def _declared_length(scope: Scope) -> int | None:
     if not values:
         return None
     if len(values) > 1:
-        raise _Rejected(400, "bad_request", "Conflicting Content-Length headers.")
+        raise _Rejected(BadRequest("Conflicting Content-Length headers."))
     (value,) = values
     if not value.isdigit():
-        raise _Rejected(400, "bad_request", "Content-Length is not a whole number.")
+        raise _Rejected(BadRequest("Content-Length is not a whole number."))
     return int(value)
 
 
 def _too_large(limit: int) -> _Rejected:
-    return _Rejected(
-        413, "too_large", f"The request body is larger than {limit} bytes.", limit=limit
-    )
+    return _Rejected(TooLarge(f"The request body is larger than {limit} bytes.", limit=limit))
 
 
 async def _answer(send: Send, rejected: _Rejected) -> None:
@@ -115,11 +116,11 @@ class RequestBodyLimit:
                 received > declared or (not more and received < declared)
             ):
                 rejection = _Rejected(
-                    400,
-                    "bad_request",
-                    f"The body has {'more' if received > declared else 'fewer'} bytes than its "
-                    f"Content-Length ({declared}).",
-                    content_length=declared,
+                    BadRequest(
+                        f"The body has {'more' if received > declared else 'fewer'} bytes than "
+                        f"its Content-Length ({declared}).",
+                        content_length=declared,
+                    )
                 )
             if rejection is not None:
                 finished = True

@@ -20,6 +20,7 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 
+from streamdash.core import requestid
 from streamdash.core.errors import (
     BadRequest,
     DomainError,
@@ -36,8 +37,13 @@ RETRY_AFTER_SECONDS = 5
 
 
 def error_body(exc: DomainError) -> dict[str, Any]:
-    """``{"code", "message", …facts}``: what goes under ``"error"`` everywhere."""
-    return {"code": exc.code, "message": exc.message, **exc.facts}
+    """``{"code", "message", …facts, "request_id"}``: what goes under ``"error"`` everywhere.
+    ``request_id`` is the id the log lines of this request carry (streamdash/core/requestid.py)."""
+    body = {"code": exc.code, "message": exc.message, **exc.facts}
+    request_id = requestid.current()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def error_json(exc: DomainError) -> str:

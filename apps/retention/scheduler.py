@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.streams import threads
+from streamdash.core import requestid
 
 __all__ = ["PurgeScheduler"]
 
@@ -63,7 +64,9 @@ def ensure_started() -> bool:
     if interval <= 0 or loop in _started:
         return False
     _started.add(loop)
-    task = loop.create_task(_loop(interval), name="streamdash-purge")
+    task = loop.create_task(
+        _loop(interval), name="streamdash-purge", context=requestid.outside_request()
+    )
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return True

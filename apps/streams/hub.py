@@ -41,6 +41,7 @@ from apps.streams import layer, selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.records import ChunkRecord, StreamTail
 from apps.streams.run_watch import RunSource, RunState, RunWatches
+from streamdash.core import requestid
 
 logger = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -145,7 +146,7 @@ class Hub:
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         # The loop keeps only weak references to tasks: hold them until they finish.
-        task = asyncio.create_task(coroutine)
+        task = asyncio.create_task(coroutine, context=requestid.outside_request())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -162,8 +163,10 @@ class Hub:
                 self.channel = f"hub.unjoined.{uuid.uuid4().hex}"
                 self.layer_failed("hub channel", exc)
             await self.join(REVOCATION_GROUP)
-            self._receiver = asyncio.create_task(self._receive_loop(self.channel))
-            self._tasks = [asyncio.create_task(self._tail_check_loop())]
+            # Process-wide loops: their log lines belong to no request (requestid.py).
+            outside = requestid.outside_request()
+            self._receiver = asyncio.create_task(self._receive_loop(self.channel), context=outside)
+            self._tasks = [asyncio.create_task(self._tail_check_loop(), context=outside)]
 
     async def join(self, group: str) -> None:
         """Join a group; if the layer is away, carry on (the rejoin adds it later)."""
@@ -200,7 +203,9 @@ class Hub:
         if self._receiver is not None:
             self._receiver.cancel()
         self.channel, self._layer_ok = channel, True
-        self._receiver = asyncio.create_task(self._receive_loop(channel))
+        self._receiver = asyncio.create_task(
+            self._receive_loop(channel), context=requestid.outside_request()
+        )
         layer.health.ok()
         # Whatever was sent while the hub was away, the tail re-check picks up now.
         await self._check_tails()
