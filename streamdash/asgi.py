@@ -5,7 +5,8 @@
   ``ApiASGIHandler`` (async-native middleware, no thread per live read: streamdash/handlers.py);
   the site (dashboard, admin) by Django's own handler.
 - Every request (HTTP, WebSocket) gets an id (``RequestId``: ``X-Request-ID``, log lines, error
-  bodies).
+  bodies); ``/healthz`` and ``/readyz`` are answered next, before anything else
+  (``HealthChecks``).
 - HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
   real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
@@ -32,6 +33,7 @@ from django.urls import re_path  # noqa: E402
 
 from apps.api.accesslog import log_daphne_access_through_logging  # noqa: E402
 from apps.api.bodylimit import RequestBodyLimit  # noqa: E402
+from apps.api.health import HealthChecks  # noqa: E402
 from apps.api.lean import LeanStreams  # noqa: E402
 from apps.api.logredact import redact_daphne_access_log  # noqa: E402
 from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
@@ -62,5 +64,5 @@ router = ProtocolTypeRouter(
     }
 )
 
-# Every request gets its id first.
-application = RequestId(router)
+# Every request gets its id first; /healthz and /readyz are answered before anything else.
+application = RequestId(HealthChecks(router))

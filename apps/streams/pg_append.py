@@ -146,3 +146,20 @@ async def _append(
 
 def _same(value: Any) -> Any:
     return value
+
+
+async def ping(*, wait: float) -> None:
+    """One ``SELECT 1`` through this loop's pool (``/readyz``), waiting at most ``wait`` seconds
+    for a connection. After a database restart the idle connections are dead: drop them and try
+    once more, as an append does."""
+    pool = await _pool()
+    try:
+        await _select_one(pool, wait)
+    except OperationalError:  # psycopg_pool's PoolTimeout is one too
+        await pool.check()
+        await _select_one(pool, wait)
+
+
+async def _select_one(pool: AsyncConnectionPool[Any], wait: float) -> None:
+    async with pool.connection(timeout=wait) as conn:
+        await conn.execute("SELECT 1")
