@@ -41,13 +41,20 @@ def daphne_command(host: str, port: int, application: str = APPLICATION) -> list
 
 
 def daphne_fd_command(
-    fd: int, family: socket.AddressFamily, application: str = APPLICATION
+    fd: int,
+    family: socket.AddressFamily,
+    application: str = APPLICATION,
+    *,
+    probe_socket: str | None = None,
 ) -> list[str]:
-    """Daphne serving a listening socket it inherited as file descriptor ``fd``.
+    """Daphne serving a listening socket it inherited as file descriptor ``fd`` and, with
+    ``probe_socket``, a Unix socket of its own too (``manage.py serve`` asks each worker's
+    ``/healthz`` there: ``streamdash/core/probe.py``).
 
     Daphne's ``--fd`` assumes IPv4 (Twisted's ``fd:`` endpoint defaults to ``domain=INET``), so
     an IPv6 socket is passed as the endpoint string spelled out.
     """
+    own = ["-u", probe_socket] if probe_socket else []
     if family == socket.AF_INET6:
-        return _daphne("-e", f"fd:fileno={fd}:domain=INET6", application=application)
-    return _daphne("--fd", str(fd), application=application)
+        return _daphne("-e", f"fd:fileno={fd}:domain=INET6", *own, application=application)
+    return _daphne("--fd", str(fd), *own, application=application)

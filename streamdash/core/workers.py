@@ -10,10 +10,15 @@ refuses N > 1 without Redis (DESIGN.md, "Known traps").
 
 After starting the workers the parent only supervises:
 
-- a worker that exits is started again. One that dies within ``stable_seconds`` of its start
-  counts as a failed start, and consecutive failed starts wait ``backoff`` × 1, 2, 4 … up to
-  ``max_backoff`` seconds, so a worker that cannot boot (bad settings, database down) does not
-  spin; a worker that ran a while and crashed is replaced at once.
+- a worker is *up* once it answers ``GET /healthz`` on a Unix socket of its own
+  (``streamdash/core/probe.py``: the shared port would let any worker answer); the log says
+  when each is up, then when its ``/readyz`` first passes (or which checks fail until then).
+  One that is not up within ``start_timeout`` seconds is killed.
+- a worker that exits is started again. One that exits before it was up counts as a failed
+  start, and consecutive failed starts wait ``backoff`` × 1, 2, 4 … up to ``max_backoff``
+  seconds, so a worker that cannot boot (bad settings, a broken import) does not spin; a worker
+  that was up and crashed is replaced at once. Without a probe (other commands than daphne's),
+  a worker is up once it has lived ``stable_seconds``.
 - SIGTERM or SIGINT: the parent closes its copy of the socket, forwards the signal to every
   worker, waits ``grace`` seconds for them to finish, then kills the stragglers (SIGKILL).
 - each worker runs in a process group of its own, so a Ctrl-C in the terminal reaches the parent
@@ -39,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from streamdash.core.probe import WorkerProbe
 from streamdash.core.serving import APPLICATION, daphne_fd_command
 
 __all__ = ["Supervisor", "cores", "listen", "serve"]
@@ -89,6 +95,11 @@ def _describe(returncode: int) -> str:
     return f"status {returncode}"
 
 
+# While a worker starts, how often the supervisor asks whether it is up, then ready.
+_UP_POLL_SECONDS = 0.1
+_READY_POLL_SECONDS = 1.0
+
+
 @dataclass
 class _Slot:
     number: int
@@ -96,6 +107,9 @@ class _Slot:
     started: float = 0.0
     failures: int = 0
     restart_at: float = 0.0
+    up: bool = False
+    said_not_ready: str = ""
+    probe_at: float = 0.0
 
 
 class Supervisor:
@@ -103,12 +117,14 @@ class Supervisor:
 
     def __init__(
         self,
-        command: Sequence[str],
+        command: Sequence[str] | Callable[[int], Sequence[str]],
         workers: int,
         *,
         log: Callable[[str], None],
         pass_fds: Sequence[int] = (),
         on_stop: Callable[[], None] = lambda: None,
+        probe: WorkerProbe | None = None,
+        start_timeout: float = 60.0,
         stable_seconds: float = 10.0,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -116,7 +132,15 @@ class Supervisor:
     ) -> None:
         if workers < 1:
             raise ValueError("at least one worker")
-        self.command = list(command)
+        # ``command(n)``: worker n's command line (daphne's names worker n's probe socket).
+        self.command: Callable[[int], Sequence[str]]
+        if callable(command):
+            self.command = command
+        else:
+            fixed = list(command)
+            self.command = lambda _number: fixed
+        self.probe = probe
+        self.start_timeout = start_timeout
         self.slots = [_Slot(number) for number in range(1, workers + 1)]
         self.log = log
         self.pass_fds = tuple(pass_fds)
@@ -136,25 +160,68 @@ class Supervisor:
                         self._start(slot)
                     elif slot.process is not None and slot.process.poll() is not None:
                         self._exited(slot, slot.process.returncode, now)
+                    elif slot.process is not None and now >= slot.probe_at:
+                        self._check(slot, now)
                 stop = self._wait(wakeup, self._next_deadline() - time.monotonic())
                 if stop is not None:
                     self._stop(stop)
                     return
 
     def _start(self, slot: _Slot) -> None:
+        if self.probe is not None:
+            self.probe.clear(slot.number)
+        slot.up = False
+        slot.said_not_ready = ""
         slot.process = subprocess.Popen(
-            self.command,
+            self.command(slot.number),
             pass_fds=self.pass_fds,
             process_group=0,
             preexec_fn=_die_with_parent(os.getpid()),
         )
         slot.started = time.monotonic()
+        slot.probe_at = slot.started if self.probe is not None else float("inf")
         self.log(f"worker {slot.number} started (pid {slot.process.pid})")
+
+    def _check(self, slot: _Slot, now: float) -> None:
+        """Ask a starting worker whether it is up, then whether it is ready (see the module)."""
+        assert slot.process is not None
+        assert self.probe is not None
+        pid = slot.process.pid
+        if not slot.up:
+            slot.probe_at = now + _UP_POLL_SECONDS
+            answer = self.probe.get(slot.number, "/healthz")
+            if answer is not None and answer[0] == 200:
+                slot.up, slot.failures = True, 0
+                self.log(f"worker {slot.number} up (pid {pid}) after {now - slot.started:.1f} s")
+            elif now - slot.started > self.start_timeout:
+                self.log(
+                    f"worker {slot.number} (pid {pid}) did not answer /healthz within "
+                    f"{self.start_timeout:g} s: SIGKILL"
+                )
+                slot.process.kill()
+                slot.probe_at = float("inf")
+            return
+        slot.probe_at = now + _READY_POLL_SECONDS
+        answer = self.probe.get(slot.number, "/readyz")
+        if answer is not None and answer[0] == 200:
+            slot.probe_at = float("inf")  # from here on, readiness is the load balancer's
+            self.log(f"worker {slot.number} ready (pid {pid})")
+            return
+        checks = answer[1].get("checks") if answer is not None else None
+        failing = ", ".join(
+            sorted(k for k, v in checks.items() if v != "ok") if isinstance(checks, dict) else []
+        )
+        why = f"{failing} failing" if failing else "/readyz does not answer"
+        if why != slot.said_not_ready:
+            slot.said_not_ready = why
+            self.log(f"worker {slot.number} (pid {pid}) up, not ready: {why}")
 
     def _exited(self, slot: _Slot, returncode: int, now: float) -> None:
         assert slot.process is not None
         lived = now - slot.started
-        slot.failures = slot.failures + 1 if lived < self.stable_seconds else 0
+        if self.probe is None:
+            slot.up = lived >= self.stable_seconds
+        slot.failures = 0 if slot.up else slot.failures + 1
         delay = 0.0
         if slot.failures:
             delay = min(self.max_backoff, self.backoff * 2 ** (slot.failures - 1))
@@ -167,8 +234,9 @@ class Supervisor:
 
     def _next_deadline(self) -> float:
         waiting = [slot.restart_at for slot in self.slots if slot.process is None]
+        probes = [slot.probe_at for slot in self.slots if slot.process is not None]
         # SIGCHLD wakes the loop when a worker exits; the timeout is only a safety net.
-        return min([*waiting, time.monotonic() + 1.0])
+        return min([*waiting, *probes, time.monotonic() + 1.0])
 
     def _wait(self, wakeup: int, timeout: float) -> signal.Signals | None:
         """Sleep until a signal or ``timeout``; returns the stop signal that arrived, if any."""
@@ -230,14 +298,21 @@ def serve(
 ) -> None:
     """Bind ``host:port``, run ``workers`` daphne processes on it until SIGTERM/SIGINT."""
     sock = listen(host, port)
-    with sock:
-        log(f"serving {application} on {host}:{port} with {workers} daphne workers")
-        supervisor = Supervisor(
-            daphne_fd_command(sock.fileno(), sock.family, application),
-            workers,
-            log=log,
-            pass_fds=[sock.fileno()],
-            on_stop=sock.close,
-            grace=grace,
-        )
-        supervisor.run()
+    probe = WorkerProbe()
+    try:
+        with sock:
+            log(f"serving {application} on {host}:{port} with {workers} daphne workers")
+            supervisor = Supervisor(
+                lambda number: daphne_fd_command(
+                    sock.fileno(), sock.family, application, probe_socket=probe.socket(number)
+                ),
+                workers,
+                log=log,
+                pass_fds=[sock.fileno()],
+                on_stop=sock.close,
+                probe=probe,
+                grace=grace,
+            )
+            supervisor.run()
+    finally:
+        probe.close()

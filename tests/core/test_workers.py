@@ -19,13 +19,42 @@ from tests.server import ROOT
 
 SUPERVISE = """
 import json, sys
+from streamdash.core.probe import WorkerProbe
 from streamdash.core.workers import Supervisor
 command, workers, options = json.loads(sys.argv[1])
+if options.pop("probe", False):
+    # Each worker gets its probe socket's path in place of {socket}, as daphne's -u.
+    options["probe"] = probe = WorkerProbe()
+    template = command
+    command = lambda n: [a.replace("{socket}", probe.socket(n)) for a in template]
 Supervisor(command, workers, log=lambda line: print(line, flush=True), **options).run()
 """
 
+# A worker that answers the probes on its Unix socket: alive, but its database is away.
+UNREADY_WORKER = """
+import http.server, socketserver, sys
 
-def _start(command: list[str], workers: int, options: dict[str, float]) -> subprocess.Popen[str]:
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        status, body = (
+            (200, b'{"status": "ok"}') if self.path == "/healthz"
+            else (503, b'{"checks": {"database": "failing", "migrations": "ok"}}')
+        )
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+socketserver.UnixStreamServer(sys.argv[1], Answer).serve_forever()
+"""
+
+
+def _start(
+    command: list[str], workers: int, options: dict[str, float | bool]
+) -> subprocess.Popen[str]:
     spec = json.dumps([command, workers, options])
     return subprocess.Popen(
         [sys.executable, "-c", SUPERVISE, spec], cwd=ROOT, stdout=subprocess.PIPE, text=True
@@ -33,7 +62,10 @@ def _start(command: list[str], workers: int, options: dict[str, float]) -> subpr
 
 
 def _supervise(
-    command: list[str], until: Callable[[list[str]], bool], workers: int = 1, **options: float
+    command: list[str],
+    until: Callable[[list[str]], bool],
+    workers: int = 1,
+    **options: float | bool,
 ) -> list[str]:
     """Supervise ``workers`` copies of ``command`` until its log (with the workers' output)
     satisfies ``until``, then SIGTERM the supervisor; it must exit 0. Returns the log lines."""
@@ -120,3 +152,32 @@ def test_supervisor_workers_die_with_a_killed_supervisor():
         assert time.monotonic() < deadline, pids
         time.sleep(0.05)
     assert len(pids) == 2
+
+
+def test_supervisor_says_when_a_worker_is_up_and_why_it_is_not_ready():
+    not_ready = _count("not ready")
+    lines = _supervise(
+        [sys.executable, "-c", UNREADY_WORKER, "{socket}"],
+        lambda ls: not_ready(ls) >= 2,
+        2,
+        probe=True,
+    )
+    assert sum(bool(re.search(r"worker \d up \(pid \d+\) after", line)) for line in lines) == 2
+    assert sum("up, not ready: database failing" in line for line in lines) == 2
+    assert not any("ready (pid" in line for line in lines)  # never ready: the database is away
+
+
+def test_supervisor_kills_a_worker_that_never_answers_healthz_and_backs_off():
+    killed = _count("did not answer /healthz within 0.5 s: SIGKILL")
+    restarts = _count("restarting in")
+    lines = _supervise(
+        ["sleep", "60"],
+        lambda ls: killed(ls) >= 2 and restarts(ls) >= 2,
+        probe=True,
+        start_timeout=0.5,
+        backoff=0.1,
+    )
+    assert any(
+        "exited with signal SIGKILL" in line and "restarting in 0.1 s" in line for line in lines
+    )
+    assert any("restarting in 0.2 s" in line for line in lines), lines  # a failed start each time

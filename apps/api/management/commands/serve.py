@@ -9,6 +9,7 @@ app, and ``apps.api`` owns the HTTP face the workers serve; it imports nothing e
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -41,5 +42,6 @@ class Command(BaseCommand):
             options["port"],
             workers=count,
             grace=options["grace"],
-            log=self.stderr.write,
+            # A logger, so that STREAMDASH_LOG_FORMAT=json makes these lines JSON too.
+            log=logging.getLogger("streamdash.serve").info,
         )
