@@ -102,7 +102,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"daphne exited:\n{Path(self.log.name).read_text()}")
             try:
-                httpx.get(f"{self.url}/ds/v1/stream/__ping__", timeout=1)
+                httpx.get(f"{self.url}/healthz", timeout=1)
                 return self
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -1,5 +1,6 @@
-"""Secrets never reach a log: ``?token=…``, ``Authorization`` values, bearer credentials,
-API keys (``sd_sk_…``) and anything shaped like a JWT are replaced by ``[redacted]``.
+"""Secrets never reach a log: ``?token=…`` (and ``access_token``, ``api_key``, ``password``),
+``Authorization`` values, bearer credentials, API keys (``sd_sk_…``) and anything shaped like a
+JWT are replaced by ``[redacted]``.
 
 Two places write request lines: the logging module (Django, Channels, Daphne's own errors
 and ``manage.py runserver``'s access lines), covered by ``RedactSecretsFilter`` on every
@@ -19,7 +20,7 @@ from urllib.parse import unquote_plus
 __all__ = ["RedactSecretsFilter", "redact", "redact_daphne_access_log"]
 
 REDACTED = "[redacted]"
-_SECRET_PARAMS = frozenset({"token", "access_token", "api_key"})
+_SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "password"})
 _PARAM = re.compile(r"([?&;])([^=&;\s\"'#?]+)=([^&;\s\"'#]*)")
 
 

@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,6 +196,8 @@ def test_serve_two_workers_share_a_socket_restart_and_stop(served: Served):
     (restarted,) = after - before
     assert _sockets(restarted) & _sockets(served.process.pid)  # inherited the listener
     assert served.answers()
+    # The supervisor sees the new worker up when it answers /healthz on its own socket.
+    _until("the restarted worker up", lambda: served.log.read_text().count(" up (pid ") == 3)
 
     # SIGTERM: every worker stops, then the supervisor.
     served.process.send_signal(signal.SIGTERM)
@@ -204,6 +207,10 @@ def test_serve_two_workers_share_a_socket_restart_and_stop(served: Served):
     log = served.log.read_text()
     assert "exited with signal SIGKILL" in log
     assert "SIGTERM: stopping 2 workers" in log
+    # Up: each worker answered /healthz on its own socket; ready: its /readyz passed.
+    for number in (1, 2):
+        assert re.search(rf"worker {number} up \(pid \d+\) after [\d.]+ s", log), log
+        assert re.search(rf"worker {number} ready \(pid \d+\)", log), log
 
 
 def test_serve_refuses_workers_without_redis(server_db: str):
