@@ -64,16 +64,12 @@ async def _database() -> None:
 
 async def _migrations() -> None:
     global _migrated
-    if _migrated:
-        return
     if await threads.run_in("read", _unapplied_migrations):
         raise _Pending("unapplied migrations")
     _migrated = True
 
 
 async def _channel_layer() -> None:
-    if not settings.REDIS_URL:
-        return
     loop = asyncio.get_running_loop()
     client = _redis.get(loop)
     if client is None:
@@ -93,14 +89,23 @@ class _Pending(Exception):
 class _Check:
     """One named check, single-flight per event loop, remembered pass/fail for the log."""
 
-    def __init__(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[], Coroutine[Any, Any, None]],
+        settled: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.name = name
         self.run = run
+        # True when the answer is known to be yes without running: no task, no wait.
+        self.settled = settled
         self.passing = True
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]]
         self._flights = weakref.WeakKeyDictionary()
 
     async def __call__(self) -> bool:
+        if self.settled():
+            return True
         loop = asyncio.get_running_loop()
         flight = self._flights.get(loop)
         if flight is None or flight.done():
@@ -140,8 +145,8 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 _CHECKS = (
     _Check("database", _database),
-    _Check("migrations", _migrations),
-    _Check("channel_layer", _channel_layer),
+    _Check("migrations", _migrations, settled=lambda: _migrated),
+    _Check("channel_layer", _channel_layer, settled=lambda: not settings.REDIS_URL),
 )
 
 
