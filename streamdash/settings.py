@@ -294,6 +294,7 @@ if STREAMDASH_LOG_FORMAT not in {"text", "json"}:
         f"STREAMDASH_LOG_FORMAT={STREAMDASH_LOG_FORMAT!r}: use text (the default) or json."
     )
 
+LOGGING_CONFIG = "streamdash.core.jsonlog.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import time
 from collections.abc import Callable
 from typing import Any
 
 from streamdash.core import requestid
 
-__all__ = ["JsonFormatter"]
+__all__ = ["JsonFormatter", "configure"]
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(
@@ -69,3 +70,12 @@ class JsonFormatter(logging.Formatter):
     def _timestamp(record: logging.LogRecord) -> str:
         seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's ``LOGGING_CONFIG``: ``dictConfig``, and with a JSON handler ``warnings.warn()``
+    sent through logging too (Python writes warnings to stderr itself otherwise: a line that
+    is not JSON). Django calls it during setup, before the apps load and warn."""
+    logging.config.dictConfig(config)
+    handlers = config.get("handlers", {}).values()
+    logging.captureWarnings(any(handler.get("formatter") == "json" for handler in handlers))
