@@ -27,7 +27,11 @@ if options.pop("probe", False):
     options["probe"] = probe = WorkerProbe()
     template = command
     command = lambda n: [a.replace("{socket}", probe.socket(n)) for a in template]
-Supervisor(command, workers, log=lambda line: print(line, flush=True), **options).run()
+try:
+    Supervisor(command, workers, log=lambda line: print(line, flush=True), **options).run()
+finally:
+    if options.get("probe"):
+        options["probe"].close()
 """
 
 # A worker that answers the probes on its Unix socket: alive, but its database is away.
