@@ -130,6 +130,10 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------
 # Connections per server process in each pool (Django's, and the async append pool's).
 STREAMDASH_DB_POOL_MAX = _env_int("STREAMDASH_DB_POOL_MAX", 20)
+# Seconds a request waits for a pooled connection. While PostgreSQL is away no connection
+# comes, and every request would hang this long before its 503: keep it short. The thread
+# pools are sized below the pool (STREAMDASH_*_THREADS), so a healthy server never waits long.
+STREAMDASH_DB_POOL_TIMEOUT = _env_float("STREAMDASH_DB_POOL_TIMEOUT", 5.0)
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -155,7 +159,7 @@ else:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 2,
         "max_size": STREAMDASH_DB_POOL_MAX,
-        "timeout": 30,
+        "timeout": STREAMDASH_DB_POOL_TIMEOUT,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -80,6 +80,7 @@ async def _pool() -> AsyncConnectionPool[Any]:
             _conninfo(),
             min_size=1,
             max_size=int(settings.STREAMDASH_DB_POOL_MAX),
+            timeout=float(settings.STREAMDASH_DB_POOL_TIMEOUT),
             open=False,
             configure=_configure,
             name="streamdash-append",

@@ -21,6 +21,8 @@ import redis
 
 from tests.server import ROOT, Server, free_port, server_database
 
+JSON = {"Content-Type": "application/json"}
+
 pytestmark = pytest.mark.e2e
 
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
@@ -143,9 +145,32 @@ def test_readyz_is_503_while_postgres_is_stopped_and_200_when_it_is_back() -> No
         try:
             assert _readyz(server).status_code == 200
             pid = server.process.pid if server.process else None
+            key = server.create_project()
+            made = httpx.post(
+                f"{server.url}/api/v1/runs",
+                json={"task_id": "t"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            run_id = made.json()["id"]
+            created = httpx.put(
+                f"{server.url}/api/v1/runs/{run_id}/streams/s",
+                headers={"Authorization": f"Bearer {key}", **JSON},
+            )
+            assert created.status_code == 201
 
+            auth = {"Authorization": f"Bearer {key}"}
+            stream = f"{server.url}/api/v1/runs/{run_id}/streams/s"
             pg_ctl("stop")
             _assert_not_ready(_until_readyz(server, 503), "database")
+            # Stream requests degrade too: a JSON 503 once the pool's wait is over, not a hang.
+            for method in ("HEAD", "POST", "GET"):
+                refused = httpx.request(
+                    method, stream, headers={**auth, **JSON}, content=b"[1]", timeout=20
+                )
+                assert refused.status_code == 503, (method, refused.text)
+                assert refused.headers["Retry-After"]
+                if method != "HEAD":
+                    assert refused.json()["error"]["code"] == "unavailable"
             # Still alive meanwhile: a load balancer takes it out of rotation, not out of service.
             assert httpx.get(f"{server.url}/healthz", timeout=PROBE_SECONDS).status_code == 200
 
