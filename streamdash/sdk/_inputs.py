@@ -92,8 +92,8 @@ class InputStream(Generic[T]):
     """An input name and its value type. Cheap to create (no I/O)."""
 
     def __init__(self, name: str, chunk: Any = Any, *, description: str = "") -> None:
-        self.name = name
-        self.key = INPUT_PREFIX + name
+        self.name: str = name
+        self.key: str = INPUT_PREFIX + name
         # The stream's definition (``input:<name>``): the value type's encoding and JSON Schema.
         self.definition: StreamDefinition[T] = StreamDefinition(
             self.key, chunk, description=description
