@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -198,13 +197,7 @@ def test_inputs_stop_button_ends_a_running_pipe(
 ) -> None:
     run_id = new_run(writer, (), task_id="browser.stop")
     worker = Worker(browser_server, key, generates, run_id)
-    # The page reads once the task has created its stream (a read before that ends with 404
-    # today: issue 12 item 1).
-    deadline = time.monotonic() + 20
-    while writer.head(f"/api/v1/runs/{run_id}/streams/answer").status_code == 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    page = blank_page
+    page = blank_page  # it reads before the task has created its stream: the reader waits
     page.evaluate(STOP_PAGE, [MODULE, run_id, browser_token(writer, run_id)])
     _wait_until(page, "Number(document.getElementById('out').dataset.count) >= 5")
     page.click("#stop")
