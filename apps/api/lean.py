@@ -32,6 +32,7 @@ from django.urls import URLPattern
 from apps.api import urls
 from apps.api.errors import unexpected_error
 from apps.api.exchange import Headers, StreamRequest, StreamResponse
+from apps.api.input_views import serve_input
 from apps.api.live_views import Resolve, dispatch, error_stream_response
 from apps.api.middleware import PREFLIGHT_HEADERS, api_headers
 from apps.api.ratelimit import rate_key, write_limited
@@ -56,6 +57,7 @@ def _stream(resolve: Resolve) -> Handler:
 _HANDLERS: dict[str, Callable[[dict[str, Any]], Handler]] = {
     "ds-stream": lambda kw: _stream(lambda req: standalone_target(req, kw["name"])),
     "api-run-stream": lambda kw: _stream(lambda req: run_target(req, kw["run_id"], kw["key"])),
+    "api-run-input": lambda kw: lambda req: serve_input(req, kw["run_id"], kw["name"]),
     "api-subscribe": lambda kw: lambda req: subscribe_run(req, kw["run_id"]),
 }
 _ROUTES: list[tuple[URLPattern, Callable[[dict[str, Any]], Handler]]] = [

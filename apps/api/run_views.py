@@ -106,6 +106,9 @@ def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
     status = body.get("status")
     if status is not None and not isinstance(status, str):
         raise BadRequest("status must be a string.", field="status")
+    waiting_for = body.get("waiting_for")
+    if not isinstance(waiting_for, str | None):
+        raise BadRequest("waiting_for must be an input's name, or null.", field="waiting_for")
     run = services.run_update(
         project=principal.project,
         run_id=run_id,
@@ -115,6 +118,7 @@ def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
         error=body.get("error"),
         set_output="output" in body,
         set_error="error" in body,
+        waiting_for=(waiting_for or "") if "waiting_for" in body else None,
     )
     return JsonResponse(run_dict(run))
 

@@ -28,6 +28,7 @@ def run_dict(run: Run) -> dict[str, Any]:
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "expires_at": _iso(run.expires_at),
+        "waiting_for": run.waiting_for or None,
     }
 
 

@@ -1,5 +1,6 @@
-"""Which stream a URL names, for whom: standalone (/ds/v1/stream/<name>) or a run's stream
-(/api/v1/runs/<run>/streams/<key>). Authentication and scope checks happen here, once."""
+"""Which stream a URL names, for whom: standalone (/ds/v1/stream/<name>), a run's stream
+(/api/v1/runs/<run>/streams/<key>) or a run's input (/api/v1/runs/<run>/inputs/<name>, the
+stream ``input:<name>``). Authentication and scope checks happen here, once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
+from apps.api import protocol
 from apps.api.exchange import StreamRequest
 from apps.projects.access import Principal, authenticate_credential
 from apps.runs.selectors import run_exists
+from apps.streams.inputs import input_key
 from apps.streams.models import Stream
 from apps.streams.services import ForkSpec, StreamRef, stream_lookup
 from streamdash.core.errors import BadRequest, NotFound, StreamNotFound
@@ -82,6 +85,22 @@ def _valid_name(name: str) -> bool:
     return _NAME_RE.fullmatch(name) is not None and ".." not in name.split("/")
 
 
+@dataclass
+class InputTarget(Target):
+    """A run's input stream. Appending to it (``sending``: a POST with chunks that does not
+    close it) needs only "send", which a ``write:inputs:<run>`` token grants; creating, closing
+    or deleting it needs "write" as for any stream."""
+
+    sending: bool = False
+
+    def require(self, action: str) -> None:
+        self.principal.require(
+            "send" if action == "write" and self.sending else action,
+            run_id=self.run_id,
+            key=self.key,
+        )
+
+
 def standalone_target(request: StreamRequest, name: str) -> Target:
     if not _valid_name(name):
         raise BadRequest(f"Stream name {name!r} is not valid.", stream=name)
@@ -103,3 +122,10 @@ def run_target(request: StreamRequest, run_id: str, key: str) -> Target:
             stream=key,
         )
     return Target(authenticate_credential(request.credential), key, run_id)
+
+
+def input_target(request: StreamRequest, run_id: str, name: str) -> InputTarget:
+    closing = protocol.is_true(request.headers.get(protocol.CLOSED))
+    sending = request.method == "POST" and not closing
+    principal = authenticate_credential(request.credential)
+    return InputTarget(principal, input_key(name), run_id, sending=sending)

@@ -4,7 +4,14 @@ import re
 
 from django.urls import URLPattern, path
 
-from apps.api import definition_views, live_views, run_views, subscribe_views, worker_views
+from apps.api import (
+    definition_views,
+    input_views,
+    live_views,
+    run_views,
+    subscribe_views,
+    worker_views,
+)
 
 urlpatterns = [
     path("ds/v1/stream/<path:name>", live_views.standalone_stream, name="ds-stream"),
@@ -15,6 +22,7 @@ urlpatterns = [
     path(
         "api/v1/runs/<str:run_id>/streams/<str:key>", live_views.run_stream, name="api-run-stream"
     ),
+    path("api/v1/runs/<str:run_id>/inputs/<str:name>", input_views.run_input, name="api-run-input"),
     path("api/v1/runs/<str:run_id>/subscribe", subscribe_views.subscribe, name="api-subscribe"),
     path("api/v1/tokens", run_views.tokens, name="api-tokens"),
     path("api/v1/definitions/<str:stream_id>", definition_views.definition, name="api-definition"),
@@ -25,7 +33,7 @@ urlpatterns = [
 # URLs, which may be live reads and are served outside Django's per-request thread
 # (streamdash/handlers.py).
 PREFIXES = tuple(sorted({f"/{str(p.pattern).split('/')[0]}/" for p in urlpatterns}))
-_STREAM_ROUTES = ("ds-stream", "api-run-stream", "api-subscribe")
+_STREAM_ROUTES = ("ds-stream", "api-run-stream", "api-run-input", "api-subscribe")
 
 
 def _unnamed(pattern: URLPattern) -> str:

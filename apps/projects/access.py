@@ -1,5 +1,8 @@
 """Who is calling, and what they may do: API keys (scopes read/write/admin) and public tokens
-(scopes naming one run, or one stream of one run). A token with no scope grants nothing."""
+(scopes naming one run, or one stream of one run). A token with no scope grants nothing.
+
+Actions: "read", "write", "admin", and "send": appending to a run's input stream, which
+``write:inputs:<run>`` grants a browser without any other write."""
 
 from __future__ import annotations
 
@@ -25,7 +28,12 @@ class Principal:
     key_id: int | None = None  # the API key's, for revocation of live connections
 
     def allows(self, action: str, *, run_id: str | None = None, key: str | None = None) -> bool:
-        """May this caller ``action`` ("read", "write", "admin") the run / stream / project?"""
+        """May this caller ``action`` ("read", "write", "admin", "send") the run / stream /
+        project?"""
+        if action == "send":
+            return self.allows("write", run_id=run_id) or (
+                self.is_token and f"write:inputs:{run_id}" in self.scopes
+            )
         if not self.is_token:
             return action in self.scopes or "admin" in self.scopes
         if run_id is None:

@@ -27,7 +27,7 @@ DEFAULT_TTL = dt.timedelta(minutes=15)
 MAX_TTL = dt.timedelta(hours=24)
 # Matched whole (fullmatch): with ``$`` a scope ending in a newline passed.
 _SCOPE_RE = re.compile(
-    r"read:runs:run_[0-9A-Z]{26}|write:runs:run_[0-9A-Z]{26}"
+    r"read:runs:run_[0-9A-Z]{26}|write:runs:run_[0-9A-Z]{26}|write:inputs:run_[0-9A-Z]{26}"
     r"|read:streams:run_[0-9A-Z]{26}/[A-Za-z0-9._~:-]{1,200}"
 )
 
@@ -51,8 +51,8 @@ def validate_scopes(scopes: Any) -> list[str]:
     for scope in scopes:
         if not isinstance(scope, str) or not _SCOPE_RE.fullmatch(scope):
             raise BadRequest(
-                f"Scope {scope!r} is not valid. Use read:runs:<run>, read:streams:<run>/<key> "
-                "or write:runs:<run>.",
+                f"Scope {scope!r} is not valid. Use read:runs:<run>, read:streams:<run>/<key>, "
+                "write:runs:<run> or write:inputs:<run>.",
                 field="scopes",
             )
     return list(scopes)

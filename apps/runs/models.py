@@ -21,6 +21,9 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     claimed_by = models.CharField(max_length=100, blank=True, default="")
+    waiting_for = models.CharField(
+        max_length=200, blank=True, default="", help_text="The input the task is waiting for."
+    )
 
     class Meta:
         indexes = [

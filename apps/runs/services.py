@@ -85,10 +85,15 @@ def run_update(
     error: Any = None,
     set_output: bool = False,
     set_error: bool = False,
+    waiting_for: str | None = None,
 ) -> Run:
-    """Change a run. Metadata is merged key by key (a ``None`` value removes a key)."""
+    """Change a run. Metadata is merged key by key (a ``None`` value removes a key).
+    ``waiting_for`` names the input the task waits for ("" when it stops waiting); a final
+    status clears it, since nothing waits in a finished run."""
     if not is_run_id(run_id):
         raise _not_found(run_id)
+    if waiting_for is not None:
+        check_text(waiting_for, name="waiting_for", max_length=200, field="waiting_for")
     for name, value in (("metadata", metadata), ("output", output), ("error", error)):
         check_json(value, name=name, field=name)
     now = timezone.now()
@@ -114,9 +119,14 @@ def run_update(
                 run.finished_at = now
                 days = retention_days_for(project=run.project, task_id=run.task_id)
                 run.expires_at = now + dt.timedelta(days=days)
+                run.waiting_for = ""
                 streams_close_for_run(run_id=run.id)
         elif run.is_final and (set_output or set_error):
             raise Conflict(f"Run {run.id} is {run.status}; its result cannot change.")
+        if waiting_for is not None and not run.is_final:
+            run.waiting_for = waiting_for
+        elif waiting_for and run.is_final:
+            raise Conflict(f"Run {run.id} is {run.status}; it waits for nothing.")
         if metadata:
             merged = dict(run.metadata)
             for key, value in metadata.items():

@@ -7,7 +7,7 @@
  *
  * Checked in CI by tests/types (tsc --strict over a usage example).
  */
-import type { RetryInfo, Run, StreamdashError, TokenSource } from "./streamdash.js";
+import type { RetryInfo, Run, SentInput, StreamdashError, TokenSource } from "./streamdash.js";
 
 /** The React these hooks are bound to (React 18 or later); only its hooks are used. */
 export interface ReactLike {
@@ -100,3 +100,30 @@ export interface RealtimeHooks {
 export function createRealtimeHooks(React: ReactLike): RealtimeHooks;
 /** `useRealtimeStream` bound to the React you pass. */
 export function createUseRealtimeStream(React: ReactLike): typeof useRealtimeStream;
+
+export interface UseInputSenderOptions {
+  /** A token that may send into the run's inputs (`write:inputs:<run>` is enough). */
+  accessToken?: TokenSource;
+  baseUrl?: string;
+  retries?: number;
+  React?: ReactLike;
+}
+
+export interface InputSender<T> {
+  /** Resolves when the value is stored; rejects with the error that `error` shows too. */
+  send: (value: T, options?: { idempotencyKey?: string }) => Promise<SentInput>;
+  isSending: boolean;
+  error: StreamdashError | null;
+  /** The index of the last value this hook sent, -1 before the first. */
+  lastIndex: number;
+}
+
+/** Send values into a running task's input `input` (`sendInput`), with state for a button. */
+export function useInputSender<T = unknown>(
+  input: string,
+  runId: string | undefined,
+  options?: UseInputSenderOptions,
+): InputSender<T>;
+
+/** `useInputSender` bound to the React you pass. */
+export function createUseInputSender(React: ReactLike): typeof useInputSender;

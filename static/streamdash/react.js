@@ -16,10 +16,16 @@
  *   const { run, streams, error, isComplete, stop } = useRealtimeRunWithStreams(runId, { accessToken });
  *   streams.ai;                               // the "ai" stream's parts, undefined until its first chunk
  *
+ * useInputSender — send values into a running task's input (`sendInput`), with state:
+ *
+ *   const useInputSender = createUseInputSender(React);
+ *   const { send, isSending, error, lastIndex } = useInputSender("approval", runId, { accessToken });
+ *   <button onClick={() => send({ approved: true })}>Approve</button>
+ *
  * Reads that start before the task has created its stream wait for it (see streamdash.js).
  * The types are in react.d.ts.
  */
-import { readStream, streamUrl, subscribeRun } from "./streamdash.js";
+import { inputUrl, readStream, sendInput, streamUrl, subscribeRun } from "./streamdash.js";
 
 const hooks = new WeakMap();
 
@@ -218,4 +224,57 @@ export function useRealtimeRun(runId, options = {}) {
 
 export function useRealtimeRunWithStreams(runId, options = {}) {
   return pageHooks("useRealtimeRunWithStreams", options).useRealtimeRunWithStreams(runId, options);
+}
+
+const senders = new WeakMap();
+
+/** The input-sending hook, bound to the React you pass (React 18 or later). */
+export function createUseInputSender(React) {
+  if (senders.has(React)) return senders.get(React);
+  const { useCallback, useEffect, useRef, useState } = React;
+
+  function useInputSender(input, runId, options = {}) {
+    const { accessToken, baseUrl = "", retries } = options;
+    const [state, setState] = useState({ isSending: false, error: null, lastIndex: -1 });
+    const tokenRef = useRef(accessToken);
+    tokenRef.current = accessToken;
+    const mounted = useRef(true);
+    useEffect(() => {
+      mounted.current = true;
+      return () => { mounted.current = false; };
+    }, []);
+    const url = runId && input ? inputUrl({ baseUrl, runId, input }) : null;
+
+    // Resolves to {index, duplicate}; rejects with the StreamdashError that `error` shows too.
+    const send = useCallback(async (value, { idempotencyKey } = {}) => {
+      if (!url) throw new TypeError("useInputSender needs an input name and a run id.");
+      setState((s) => ({ ...s, isSending: true, error: null }));
+      const token = typeof tokenRef.current === "function" ? () => tokenRef.current() : tokenRef.current;
+      try {
+        const sent = await sendInput(url, value, { token, idempotencyKey, retries });
+        if (mounted.current) setState({ isSending: false, error: null, lastIndex: sent.index });
+        return sent;
+      } catch (error) {
+        if (mounted.current) setState((s) => ({ ...s, isSending: false, error }));
+        throw error;
+      }
+    }, [url, retries]);
+
+    return { ...state, send };
+  }
+
+  senders.set(React, useInputSender);
+  return useInputSender;
+}
+
+/** ``useInputSender`` with the page's global React, or ``options.React``. */
+export function useInputSender(input, runId, options = {}) {
+  const React = options.React ?? globalThis.React;
+  if (!React) {
+    throw new Error(
+      "useInputSender needs React: pass options.React, load React's UMD build, or use " +
+        "createUseInputSender(React).",
+    );
+  }
+  return createUseInputSender(React)(input, runId, options);
 }

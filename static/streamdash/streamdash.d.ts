@@ -31,6 +31,8 @@ export interface Run<TPayload = unknown, TOutput = unknown, TMetadata = Record<s
   started_at: string | null;
   finished_at: string | null;
   expires_at: string | null;
+  /** The input the task waits for (the SDK's `wait()`), or null. */
+  waiting_for?: string | null;
 }
 
 /** A stream URL, `{url}`, or a run's stream `{baseUrl, runId, stream}` (stream: "default"). */
@@ -175,6 +177,37 @@ export function parseEventStream(
   body: ReadableStream<Uint8Array>,
   onBytes?: () => void,
 ): AsyncGenerator<{ type: string; data: string; id: string | null }, void, undefined>;
+
+/** A run's input URL, `{url}`, or `{baseUrl, runId, input}`. */
+export type InputTarget = string | { url: string } | { baseUrl?: string; runId: string; input: string };
+
+export interface SendInputOptions {
+  /** A token that may send into the run's inputs (`write:inputs:<run>` is enough). */
+  token?: TokenSource;
+  /** Makes a resend (after a reload, from elsewhere) count as the same send. */
+  idempotencyKey?: string;
+  /** Tries after the first for network errors, 5xx and 429 (8). */
+  retries?: number;
+  signal?: AbortSignal;
+  fetch?: typeof fetch;
+}
+
+export interface SentInput {
+  /** The value's index in the input stream. */
+  index: number;
+  /** The server had stored this send already (a resend). */
+  duplicate: boolean;
+}
+
+export function inputUrl(target: InputTarget): string;
+
+/** Send one JSON value into a running task's input; rejects with a `StreamdashError`
+ * (409 "run_finished" once the run has ended). */
+export function sendInput<T = unknown>(
+  target: InputTarget,
+  value: T,
+  options?: SendInputOptions,
+): Promise<SentInput>;
 
 /** Fill one element from its data attributes (what `{% streamdash_stream %}` renders). */
 export function mount<T = unknown>(

@@ -1,8 +1,10 @@
 /**
- * streamdash.js — read streamdash streams from any page. One dependency-free ES module.
+ * streamdash.js — read streamdash streams from any page, and send inputs into running tasks.
+ * One dependency-free ES module.
  *
- *   import { readStream, subscribeRun } from "/static/streamdash/streamdash.js";
+ *   import { readStream, subscribeRun, sendInput } from "/static/streamdash/streamdash.js";
  *   const sub = readStream({ runId, stream: "ai" }, { token, onParts(parts) { … } });
+ *   await sendInput({ runId, input: "approval" }, { approved: true }, { token });
  *
  * Why fetch and not EventSource: fetch sends the scoped token as an `Authorization: Bearer`
  * header (never in a URL that proxies log), and reconnection is ours to control: every
@@ -750,6 +752,79 @@ class RunSubscription {
 export function subscribeRun(runId, options = {}) {
   if (!runId) throw new TypeError("subscribeRun needs a run id.");
   return new RunSubscription(runId, options);
+}
+
+// --- sendInput: data into a running task --------------------------------------------------
+
+/** The input URL for `target`: a URL string, `{url}`, or `{baseUrl, runId, input}`. */
+export function inputUrl(target) {
+  if (typeof target === "string") return target;
+  if (target?.url) return target.url;
+  const { baseUrl = "", runId, input } = target ?? {};
+  if (!runId || !input) throw new TypeError("sendInput needs a URL, or {runId, input}.");
+  const path = `/api/v1/runs/${encodeURIComponent(runId)}/inputs/${encodeURIComponent(input)}`;
+  return joinUrl(baseUrl, path);
+}
+
+function newProducerId() {
+  const random = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`.slice(2);
+  return `browser-${random}`;
+}
+
+/**
+ * Send one JSON value into a run's input (the task receives it with `once`, `wait` or `on`).
+ * Idempotent: every try of one call carries the same producer id, so the server stores the
+ * value once however often the network makes us resend it; pass `idempotencyKey` to make a
+ * resend from elsewhere (a reload) count as the same send. Network errors, 5xx and 429 are
+ * retried with capped backoff (honouring Retry-After) up to `retries` times.
+ *
+ * options: token (a string or a function returning one; a `write:inputs:<run>` token is
+ * enough), idempotencyKey, retries (8), signal, fetch.
+ * Resolves to `{index, duplicate}`; rejects with a `StreamdashError`, e.g. status 409 with
+ * code "run_finished" once the run has ended, 403 "forbidden" for a token of another run.
+ */
+export async function sendInput(target, value, options = {}) {
+  if (value === undefined) throw new TypeError("sendInput needs a value (any JSON value).");
+  const url = inputUrl(target);
+  const { token, idempotencyKey, retries = 8, signal, fetch: doFetch = globalThis.fetch } = options;
+  const body = JSON.stringify([value]);
+  const headers = {
+    "Content-Type": "application/json",
+    "Producer-Id": String(idempotencyKey ?? newProducerId()),
+    "Producer-Epoch": "0",
+    "Producer-Seq": "0",
+  };
+  let refreshedToken = false;
+  for (let failures = 0; ; ) {
+    let error;
+    const bearer = await tokenValue(token);
+    try {
+      const response = await doFetch(url, {
+        method: "POST",
+        headers: bearer ? { ...headers, Authorization: `Bearer ${bearer}` } : headers,
+        body,
+        signal,
+      });
+      if (response.ok) {
+        return {
+          index: Number(response.headers.get("Stream-Start-Index") ?? -1),
+          duplicate: response.status === 204,
+        };
+      }
+      error = await errorFromResponse(response);
+      if (error.status === 401 && typeof token === "function" && !refreshedToken) {
+        refreshedToken = true; // ask the page for a fresh token once
+        continue;
+      }
+    } catch (cause) {
+      if (signal?.aborted) throw cause;
+      error = networkError(cause);
+    }
+    failures += 1;
+    if (!error.retryable || failures > retries) throw error;
+    await sleep(backoffMs(failures + 1, error.retryAfterMs), signal ?? new AbortController().signal);
+    if (signal?.aborted) throw signal.reason;
+  }
 }
 
 // --- declarative mounting (the Django template tag) -----------------------------------------

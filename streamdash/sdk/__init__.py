@@ -40,6 +40,7 @@ from streamdash.sdk._exceptions import (
     StreamClosedError,
     StreamdashError,
 )
+from streamdash.sdk._inputs import InputStream, InputSubscription
 from streamdash.sdk._pipe import Pipe
 from streamdash.sdk._retry import ReconnectPolicy, RetryInfo, RetryPolicy
 from streamdash.sdk._runs import Run, RunPart, StreamPart, Subscription, auth, metadata, runs
@@ -62,6 +63,8 @@ __all__ = [
     "ConflictError",
     "DeliveryError",
     "GoneError",
+    "InputStream",
+    "InputSubscription",
     "InternalServerError",
     "NotFoundError",
     "PayloadTooLargeError",

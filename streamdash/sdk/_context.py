@@ -1,10 +1,12 @@
 """The run a task is executing: its id, its client, and the writers and pipes it opened, so
-that the run completes only after its pipes have finished (bounded)."""
+that the run completes only after its pipes have finished (bounded); and its inputs' state, the
+input listeners to stop when it ends, and the inputs it waits for."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,9 @@ class RunContext:
     writer_options: WriterOptions = field(default_factory=WriterOptions)
     writers: dict[str, AsyncStreamWriter] = field(default_factory=dict)
     pipes: list[asyncio.Task[Any]] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)  # per input key, its receiver
+    listeners: list[Callable[[], None]] = field(default_factory=list)  # each stops one on()
+    waiting: list[str] = field(default_factory=list)  # the inputs being waited for
 
     def writer(self, key: str, register: Request | None = None) -> AsyncStreamWriter:
         writer = self.writers.get(key)
@@ -43,6 +48,12 @@ class RunContext:
                 pipe.result()
             for writer in list(self.writers.values()):
                 await writer.aclose()
+
+    def stop_listeners(self) -> None:
+        """The task has ended: its input handlers get nothing more."""
+        for stop in self.listeners:
+            stop()
+        self.listeners.clear()
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

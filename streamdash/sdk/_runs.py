@@ -38,6 +38,7 @@ class Run(pydantic.BaseModel):
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    waiting_for: str | None = None  # the input the task waits for (``wait()``), if any
 
     @property
     def is_final(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import quote
 
 import pydantic
@@ -19,6 +19,9 @@ from streamdash.sdk._exceptions import ChunkValidationError, ConfigurationError
 from streamdash.sdk._pipe import Pipe
 from streamdash.sdk._retry import OnRetry
 from streamdash.sdk._writer import AsyncStreamWriter, StreamWriter, WriterOptions
+
+if TYPE_CHECKING:
+    from streamdash.sdk._inputs import InputStream
 
 __all__ = ["DEFAULT_STREAM", "StreamDefinition", "Streams", "definition_for", "streams"]
 
@@ -339,6 +342,16 @@ class Streams:
         )
         _definitions[stream_id] = definition
         return definition
+
+    @overload
+    def input(self, name: str, *, description: str = "") -> InputStream[Any]: ...
+    @overload
+    def input(self, name: str, *, chunk: type[T], description: str = "") -> InputStream[T]: ...
+    def input(self, name: str, *, chunk: Any = Any, description: str = "") -> InputStream[Any]:
+        """An input stream: values sent into a live run (``streamdash.sdk._inputs``)."""
+        from streamdash.sdk._inputs import InputStream  # it builds on StreamDefinition
+
+        return InputStream(name, chunk, description=description)
 
     @property
     def default(self) -> StreamDefinition[Any]:

@@ -149,6 +149,7 @@ class Task(Generic[P, R]):
             await self._fail(context, exc)
             raise
         finally:
+            context.stop_listeners()
             leave(token)
         body = {"status": "completed", "output": to_jsonable_python(result)}
         await _finish(client, run_id, body)

@@ -10,7 +10,16 @@ from typing import assert_type
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
-from streamdash.sdk import Pipe, RunHandle, RunResult, StreamDefinition, Task, streams, task
+from streamdash.sdk import (
+    InputStream,
+    Pipe,
+    RunHandle,
+    RunResult,
+    StreamDefinition,
+    Task,
+    streams,
+    task,
+)
 
 
 class Prompt(BaseModel):
@@ -65,3 +74,26 @@ async def backend(cancel: asyncio.Event) -> None:
         assert_type(line, str)
     result = await generate.run_local(Prompt(text="local"))
     assert_type(result, RunResult[dict[str, bool]])
+
+
+class Approval(BaseModel):
+    approved: bool
+
+
+approval = streams.input("approval", chunk=Approval)
+assert_type(approval, InputStream[Approval])
+
+
+@task("approve")
+async def approve(payload: Prompt) -> bool:
+    assert_type(await approval.once(timeout=60), Approval)
+    assert_type(await approval.wait(timeout=60), Approval)
+    assert_type(approval.peek(), Approval | None)
+    with approval.on(lambda value: print(value.approved)):
+        pass
+    return (await approval.wait()).approved
+
+
+async def sender(run_id: str) -> None:
+    await approval.send(run_id, Approval(approved=True))
+    approval.send_sync(run_id, Approval(approved=False), idempotency_key="click-1")

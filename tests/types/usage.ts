@@ -7,11 +7,14 @@ import {
   StreamdashError,
   isFinalStatus,
   readStream,
+  sendInput,
   subscribeRun,
   textOf,
 } from "../../static/streamdash/streamdash.js";
 import {
   createRealtimeHooks,
+  createUseInputSender,
+  useInputSender,
   useRealtimeRun,
   useRealtimeRunWithStreams,
   useRealtimeStream,
@@ -126,3 +129,27 @@ declare const React: {
 };
 const hooks = createRealtimeHooks(React);
 export const bound: { parts: number[] | undefined } = hooks.useRealtimeStream<number>("numbers", runId);
+
+interface Approval {
+  approved: boolean;
+  by: string;
+}
+
+export async function approve(): Promise<number> {
+  const sent = await sendInput<Approval>({ runId, input: "approval" }, { approved: true, by: "ann" }, { token });
+  // @ts-expect-error: an input is named by `input`, not `stream`
+  await sendInput({ runId, stream: "approval" }, true, { token });
+  // @ts-expect-error: the value must be an Approval
+  await sendInput<Approval>({ runId, input: "approval" }, { approved: "yes" }, { token });
+  return sent.duplicate ? -1 : sent.index;
+}
+
+export function ApproveButton(): string {
+  const { send, isSending, error, lastIndex } = useInputSender<Approval>("approval", runId, { accessToken: token });
+  void send({ approved: false, by: "bob" }, { idempotencyKey: "click-1" });
+  // @ts-expect-error: the hook sends Approvals
+  void send("yes");
+  return error ? error.code : `${isSending ? "sending" : "sent"} ${lastIndex}`;
+}
+
+export const stopper: { isSending: boolean } = createUseInputSender(React)<boolean>("stop", runId);

@@ -8,6 +8,7 @@ from django import template
 from django.utils import timezone
 
 from apps.runs.models import Run
+from apps.streams.inputs import input_name as _input_name
 
 register = template.Library()
 
@@ -54,3 +55,9 @@ def pretty_json(value: Any) -> str:
 def short_id(value: str) -> str:
     """``run_01J…XYZ`` → the last 8 characters, enough to tell runs apart in a table."""
     return f"…{value[-8:]}" if len(value) > 12 else value
+
+
+@register.filter
+def input_name(key: str) -> str | None:
+    """The input's name when a stream is a run's input (key ``input:<name>``), else None."""
+    return _input_name(key)
