@@ -111,7 +111,7 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
                 opened = await self._wait_for_stream()
             credential = _credential(self.scope, _query(self.scope))
             client = (self.scope.get("client") or ("", 0))[0]
-            self._release = live_reads.acquire(
+            self._release = await live_reads.aacquire(
                 rate_key(authorization="", token=credential, client=str(client))
             )
         except DomainError as exc:
