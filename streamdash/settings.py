@@ -130,6 +130,9 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------
 # Connections per server process in each pool (Django's, and the async append pool's).
 STREAMDASH_DB_POOL_MAX = _env_int("STREAMDASH_DB_POOL_MAX", 20)
+# Seconds a request waits for a pooled PostgreSQL connection before it is answered 503: with
+# the database away the pools wait for it to come back, and a request must not hang that long.
+STREAMDASH_DB_WAIT_SECONDS = _env_float("STREAMDASH_DB_WAIT_SECONDS", 5.0)
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -155,7 +158,7 @@ else:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 2,
         "max_size": STREAMDASH_DB_POOL_MAX,
-        "timeout": 30,
+        "timeout": STREAMDASH_DB_WAIT_SECONDS,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

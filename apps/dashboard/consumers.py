@@ -45,8 +45,6 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 # Access taken away: the page reconnects once and then gets its 4404.
 CLOSE_FORBIDDEN = 4403
-# An alias no layer is configured under: Channels then gives the socket no channel.
-NO_CHANNEL_LAYER = "streamdash.no-layer"
 LAYER_CHECK_SECONDS = 1.0
 
 
@@ -59,7 +57,7 @@ class _DashboardSocket(AsyncWebsocketConsumer):
     """Refuses anonymous users before the handshake completes; ends when the user loses the
     project it shows; says when live updates are paused; cancels its tasks on close."""
 
-    channel_layer_alias = NO_CHANNEL_LAYER
+    channel_layer_alias = layer.NO_CHANNEL_LAYER
     tasks: list[asyncio.Task[None]]
     user: Viewer
     project_id: int | None = None  # the one project shown; None: every project the user sees

@@ -116,7 +116,7 @@ async def _append(
     now = timezone.now()
     sql, params = rows.lock_sql(postgres=True, **where)
     producer_id = request.producer.producer_id if request.producer else ""
-    async with pool.connection() as conn:
+    async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
         try:
             cursor = await conn.execute(sql, [producer_id, *params])
         except OperationalError as exc:
