@@ -39,7 +39,7 @@ def serve(database_url: str, env: dict[str, str]) -> Iterator[Served]:
         )
     served = Served(process, port, Path(log.name))
     try:
-        _until("the first answer", served.answers)
+        _until("the first answer", served.answers, seconds=90)
         yield served
     finally:
         workers = served.workers()
