@@ -130,10 +130,9 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------
 # Connections per server process in each pool (Django's, and the async append pool's).
 STREAMDASH_DB_POOL_MAX = _env_int("STREAMDASH_DB_POOL_MAX", 20)
-# Seconds a request waits for a pooled connection. While PostgreSQL is away no connection
-# comes, and every request would hang this long before its 503: keep it short. The thread
-# pools are sized below the pool (STREAMDASH_*_THREADS), so a healthy server never waits long.
-STREAMDASH_DB_POOL_TIMEOUT = _env_float("STREAMDASH_DB_POOL_TIMEOUT", 5.0)
+# Seconds a request waits for a pooled PostgreSQL connection before it is answered 503: with
+# the database away the pools wait for it to come back, and a request must not hang that long.
+STREAMDASH_DB_WAIT_SECONDS = _env_float("STREAMDASH_DB_WAIT_SECONDS", 5.0)
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -159,7 +158,7 @@ else:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 2,
         "max_size": STREAMDASH_DB_POOL_MAX,
-        "timeout": STREAMDASH_DB_POOL_TIMEOUT,
+        "timeout": STREAMDASH_DB_WAIT_SECONDS,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -271,11 +270,12 @@ STREAMDASH_DB_THREADS = {
     "write": _env_int("STREAMDASH_WRITE_THREADS", 8),
 }
 STREAMDASH_RETENTION_DAYS = _env_int("STREAMDASH_RETENTION_DAYS", 28)
-# Writes per second per credential (token bucket, per process); 0 turns the limit off.
+# Writes per second per credential (a token bucket: for the deployment in Redis when REDIS_URL
+# is set, else per process; apps/api/shared_limits.py); 0 turns the limit off.
 STREAMDASH_RATE_LIMIT_PER_SECOND = _env_float("STREAMDASH_RATE_LIMIT_PER_SECOND", 200.0)
 STREAMDASH_RATE_LIMIT_BURST = _env_int("STREAMDASH_RATE_LIMIT_BURST", 1000)
-# Open live reads (SSE, long-poll, /subscribe, WebSocket) per credential, per process; past it
-# a new one is a 429. 0 turns the cap off.
+# Open live reads (SSE, long-poll, /subscribe, WebSocket) per credential (for the deployment
+# with REDIS_URL, else per process); past it a new one is a 429. 0 turns the cap off.
 STREAMDASH_MAX_LIVE_READS = _env_int("STREAMDASH_MAX_LIVE_READS", 200)
 # Seconds a verified API key or token is remembered per process (apps/projects/credentials.py);
 # a revocation forgets it at once. 0 verifies on every request.
@@ -283,8 +283,9 @@ STREAMDASH_CREDENTIAL_CACHE_SECONDS = _env_float("STREAMDASH_CREDENTIAL_CACHE_SE
 # On PostgreSQL, appends from the stream URLs run on psycopg's async pool, on the event loop
 # (apps/streams/pg_append.py); 0 sends them through the write thread pool like the rest.
 STREAMDASH_ASYNC_PG = _env_bool("STREAMDASH_ASYNC_PG", True)
-# In-server purge: every N seconds in each server process (one at a time across processes
-# on PostgreSQL, by advisory lock); 0 turns it off (then run `manage.py purge_expired` from cron).
+# In-server purge: every N seconds, once for the deployment (each process's scheduler claims
+# the interval in the database; apps/retention/services.py); 0 turns it off (then run
+# `manage.py purge_expired` from cron).
 STREAMDASH_PURGE_INTERVAL_SECONDS = _env_float("STREAMDASH_PURGE_INTERVAL_SECONDS", 600.0)
 STREAMDASH_PURGE_BATCH_CHUNKS = _env_int("STREAMDASH_PURGE_BATCH_CHUNKS", 5000)
 # Purged runs stay as "expired" tombstones this long (reads get 410, not 404), then go.

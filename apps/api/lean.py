@@ -13,7 +13,7 @@ middleware chain, no URL resolver, no per-request thread context.
 
 What Django's middleware did for these URLs is done here, once each: CORS (preflight and
 headers), ``nosniff``, the sandbox CSP, CORP and HSTS (``middleware.api_headers``), the write
-rate limit (``ratelimit.write_limited``); body limits stay in ``RequestBodyLimit`` in front of
+rate limit (``ratelimit.awrite_limited``); body limits stay in ``RequestBodyLimit`` in front of
 this app, and log redaction in the access-log filter. Any other path goes on to Django.
 """
 
@@ -35,7 +35,7 @@ from apps.api.exchange import Headers, StreamRequest, StreamResponse
 from apps.api.input_views import serve_input
 from apps.api.live_views import Resolve, dispatch, error_stream_response
 from apps.api.middleware import PREFLIGHT_HEADERS, api_headers
-from apps.api.ratelimit import rate_key, write_limited
+from apps.api.ratelimit import awrite_limited, rate_key
 from apps.api.subscribe_views import subscribe_run
 from apps.api.targets import run_target, standalone_target
 
@@ -130,7 +130,7 @@ class LeanStreams:
             await _send(send, StreamResponse(204, dict(PREFLIGHT_HEADERS)), secure, head=False)
             return
         request = _request(scope, b"")
-        refusal = write_limited(
+        refusal = await awrite_limited(
             request.method,
             rate_key(
                 authorization=request.headers.get("Authorization", "") or "",

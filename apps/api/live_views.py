@@ -123,7 +123,7 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
         key_id = target.principal.key_id
-        release = live_reads.acquire(request.reader_key)
+        release = await live_reads.aacquire(request.reader_key)
         if stream is None:
             try:
                 stream, start = await _wait_for_stream(request, resolve, read_request, target)

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from apps.api import urls
 from apps.api.errors import error_response
 from apps.api.protocol import EXPOSED_HEADERS, PROTOCOL_HEADERS
-from apps.api.ratelimit import rate_key, write_limited
+from apps.api.ratelimit import awrite_limited, rate_key, write_limited
 from streamdash.core import csp
 from streamdash.core.middleware import HookMiddleware
 
@@ -72,10 +72,20 @@ class RateLimitMiddleware(HookMiddleware):
     def before(self, request: HttpRequest) -> HttpResponseBase | None:
         if not request.path_info.startswith(urls.PREFIXES):
             return None
-        key = rate_key(
-            authorization=request.headers.get("Authorization", ""),
-            token=request.GET.get("token"),
-            client=str(request.META.get("REMOTE_ADDR", "")),
-        )
-        refusal = write_limited(request.method or "GET", key)
+        refusal = write_limited(request.method or "GET", _rate_key(request))
         return error_response(refusal) if refusal is not None else None
+
+    async def abefore(self, request: HttpRequest) -> HttpResponseBase | None:
+        # A real server's stack is async: there the limit is shared through Redis.
+        if not request.path_info.startswith(urls.PREFIXES):
+            return None
+        refusal = await awrite_limited(request.method or "GET", _rate_key(request))
+        return error_response(refusal) if refusal is not None else None
+
+
+def _rate_key(request: HttpRequest) -> str:
+    return rate_key(
+        authorization=request.headers.get("Authorization", ""),
+        token=request.GET.get("token"),
+        client=str(request.META.get("REMOTE_ADDR", "")),
+    )

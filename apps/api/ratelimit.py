@@ -5,9 +5,10 @@ the client address). The bucket is keyed by a digest of the credential string, b
 database lookup: a flood of writes costs a dict lookup, not a query, and nobody can drain
 someone else's bucket by forging a token that merely *claims* their subject.
 
-Limits are per server process: with N processes behind a load balancer a key gets up to N
-times the rate. That is the intended trade (no shared store on the hot path); put a shared
-limit in the proxy when an exact global limit matters.
+Without Redis the limits are per server process (the embedded default runs one). With
+``REDIS_URL`` the async twins (``awrite_limited``, ``LiveReads.aacquire``) count in Redis for
+the whole deployment (``apps.api.shared_limits``), so ``serve --workers N`` cannot multiply
+them; when Redis does not answer they count in process, as without it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from apps.api.shared_limits import shared
 from streamdash.core.errors import RateLimited
 
 __all__ = [
     "LiveReads",
     "TokenBuckets",
+    "awrite_limited",
     "buckets",
     "live_reads",
     "rate_key",
@@ -79,20 +82,24 @@ class LiveReads:
         self._open: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    async def aacquire(self, key: str) -> Callable[[], None]:
+        """``acquire``, counted across processes in Redis when it is configured and answers."""
+        cap = int(settings.STREAMDASH_MAX_LIVE_READS)
+        taken = await shared.acquire(key, cap)
+        if taken is None:
+            return self.acquire(key)
+        held, release = taken
+        if held >= 0:
+            raise _too_many_live_reads(held, cap)
+        return release
+
     def acquire(self, key: str) -> Callable[[], None]:
         """Count one more live read for ``key``; returns its release (safe to call twice)."""
         cap = int(settings.STREAMDASH_MAX_LIVE_READS)
         with self._lock:
             held = self._open.get(key, 0)
             if cap > 0 and held >= cap:
-                raise RateLimited(
-                    f"These credentials have {held} live reads open, the most allowed; close "
-                    "one or retry later.",
-                    headers={"Retry-After": "5"},
-                    retry_after=5,
-                    live_reads=held,
-                    limit=cap,
-                )
+                raise _too_many_live_reads(held, cap)
             self._open[key] = held + 1
         released = False
 
@@ -115,6 +122,17 @@ class LiveReads:
             return self._open.get(key, 0)
 
 
+def _too_many_live_reads(held: int, cap: int) -> RateLimited:
+    return RateLimited(
+        f"These credentials have {held} live reads open, the most allowed; close "
+        "one or retry later.",
+        headers={"Retry-After": "5"},
+        retry_after=5,
+        live_reads=held,
+        limit=cap,
+    )
+
+
 live_reads = LiveReads()
 
 
@@ -133,7 +151,22 @@ def write_limited(method: str, key: str) -> RateLimited | None:
     if rate <= 0 or method not in _WRITE_METHODS:
         return None
     burst = max(1.0, float(settings.STREAMDASH_RATE_LIMIT_BURST))
-    wait = buckets.take(key, rate=rate, burst=burst)
+    return _refusal(buckets.take(key, rate=rate, burst=burst), rate, burst)
+
+
+async def awrite_limited(method: str, key: str) -> RateLimited | None:
+    """``write_limited``, counted across processes in Redis when it is configured and answers."""
+    rate = float(settings.STREAMDASH_RATE_LIMIT_PER_SECOND)
+    if rate <= 0 or method not in _WRITE_METHODS:
+        return None
+    burst = max(1.0, float(settings.STREAMDASH_RATE_LIMIT_BURST))
+    wait = await shared.take(key, rate=rate, burst=burst)
+    if wait is None:
+        wait = buckets.take(key, rate=rate, burst=burst)
+    return _refusal(wait, rate, burst)
+
+
+def _refusal(wait: float, rate: float, burst: float) -> RateLimited | None:
     if wait <= 0:
         return None
     retry_after = max(1, math.ceil(wait))

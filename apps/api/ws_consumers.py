@@ -39,6 +39,7 @@ from apps.api.targets import is_stream_key
 from apps.projects.access import authenticate_credential
 from apps.runs.selectors import run_exists
 from apps.streams import threads
+from apps.streams.layer import NO_CHANNEL_LAYER
 from apps.streams.live import check_retained, follow
 from apps.streams.services import StreamRef, stream_lookup
 from streamdash.core.content import chunk_object
@@ -100,6 +101,7 @@ def _open(scope: Mapping[str, Any]) -> _Opened | None:
 
 
 class StreamReaderConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = NO_CHANNEL_LAYER  # chunks come through the hub; Redis away is fine
     _pump: asyncio.Task[None] | None = None
     _release: Callable[[], None] | None = None
 
@@ -111,7 +113,7 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
                 opened = await self._wait_for_stream()
             credential = _credential(self.scope, _query(self.scope))
             client = (self.scope.get("client") or ("", 0))[0]
-            self._release = live_reads.acquire(
+            self._release = await live_reads.aacquire(
                 rate_key(authorization="", token=credential, client=str(client))
             )
         except DomainError as exc:

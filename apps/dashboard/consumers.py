@@ -7,7 +7,14 @@ Each socket is glue: check the session user, read, render, send. The batching th
 
 Every read goes through the dashboard's selectors with the session user as viewer: another
 project's stream or run closes the socket with 4404, as a missing one does, and the runs socket
-hears of every run's changes but reads back, and shows, only the runs the user sees.
+hears of every run's changes but reads back, and shows, only the runs the user sees. A user
+taken off a project (``apps.projects.services.members_removed``) loses it at once: that
+project's stream and run sockets close with 4403, the runs socket drops its rows.
+
+No socket takes a channel-layer channel of its own: Channels subscribes one in Redis before the
+handshake, so a Redis outage reset every dashboard socket. Run and access changes come through
+the hub (``Hub.listen``), which rides out an outage and rejoins; meanwhile the page shows its
+live updates as paused, and when the layer is back every shown row is read again.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from django.template.loader import render_to_string
 
 from apps.dashboard import feeds, selectors
 from apps.projects.selectors import Viewer
+from apps.projects.services import ACCESS_REVOKED
 from apps.runs.models import Run
-from apps.streams import threads
+from apps.streams import layer, threads
+from apps.streams.hub import get_hub
 from apps.streams.live import follow
 from apps.streams.notify import RUNS_GROUP, run_group
 from streamdash.core.errors import DomainError
@@ -34,6 +43,9 @@ from streamdash.core.errors import DomainError
 # Close codes (4000–4999 are the application's): the page shows why and may not retry.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+# Access taken away: the page reconnects once and then gets its 4404.
+CLOSE_FORBIDDEN = 4403
+LAYER_CHECK_SECONDS = 1.0
 
 
 def _query(scope: Mapping[str, Any]) -> dict[str, str]:
@@ -42,18 +54,23 @@ def _query(scope: Mapping[str, Any]) -> dict[str, str]:
 
 
 class _DashboardSocket(AsyncWebsocketConsumer):
-    """Refuses anonymous users before the handshake completes; cancels its tasks on close."""
+    """Refuses anonymous users before the handshake completes; ends when the user loses the
+    project it shows; says when live updates are paused; cancels its tasks on close."""
 
+    channel_layer_alias = layer.NO_CHANNEL_LAYER
     tasks: list[asyncio.Task[None]]
     user: Viewer
+    project_id: int | None = None  # the one project shown; None: every project the user sees
 
     async def connect(self) -> None:
         self.tasks = []
+        self.exits = contextlib.AsyncExitStack()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        await self.exits.enter_async_context(get_hub().listen(ACCESS_REVOKED, self._revoked))
         await self.start()
 
     async def start(self) -> None:
@@ -62,12 +79,45 @@ class _DashboardSocket(AsyncWebsocketConsumer):
     def spawn(self, coroutine: Any) -> None:
         self.tasks.append(asyncio.create_task(coroutine))
 
+    def _revoked(self, message: dict[str, Any]) -> None:
+        if message["user"] != self.user.pk:
+            return
+        if self.project_id is None:
+            self.access_changed()
+        elif message["project"] == self.project_id:
+            self.spawn(self.close(code=CLOSE_FORBIDDEN))
+
+    def access_changed(self) -> None:
+        """The user lost a project; sockets over several projects re-read what they show."""
+
+    def layer_back(self) -> None:
+        """Notifications were missed while the layer was away: catch up."""
+
+    async def watch_layer(self) -> None:
+        """Tell the page when live updates pause (channel layer away) and resume."""
+        up = True
+        while True:
+            await asyncio.sleep(LAYER_CHECK_SECONDS)
+            now_up = layer.health.up and get_hub().layer_up
+            if now_up == up:
+                continue
+            up = now_up
+            await self.send(
+                text_data=render_to_string(
+                    "dashboard/partials.html#live-status", {"paused": not up}
+                )
+            )
+            if up:
+                self.layer_back()
+
     async def disconnect(self, code: int) -> None:
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(BaseException):
                 await task
+        if hasattr(self, "exits"):
+            await self.exits.aclose()
 
 
 class StreamConsumer(_DashboardSocket):
@@ -80,6 +130,7 @@ class StreamConsumer(_DashboardSocket):
         if stream is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        self.project_id = stream.project_id
         query = _query(self.scope)
         try:
             start = max(int(query.get("from", stream.first_index)), 0)
@@ -113,7 +164,10 @@ class RunsConsumer(_DashboardSocket):
         self.first_page = not query.get("before")
         self.dirty: set[str] = set()
         self.wake = asyncio.Event()
-        await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
+        hub = get_hub()
+        await self.exits.enter_async_context(
+            hub.listen("run.changed", self._run_changed, group=RUNS_GROUP)
+        )
         limit = 10 if self.page == "home" else 50
         rows, _ = await threads.run_in(
             "read",
@@ -126,17 +180,20 @@ class RunsConsumer(_DashboardSocket):
         self.known = {run.id for run, _ in rows}
         await self.accept()
         self.spawn(self._flush_loop())
+        self.spawn(self.watch_layer())
         if self.page == "home":
             self.spawn(self._counter_loop())
 
-    async def disconnect(self, code: int) -> None:
-        await super().disconnect(code)
-        with contextlib.suppress(Exception):
-            await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
-
-    async def run_changed(self, event: dict[str, Any]) -> None:
+    def _run_changed(self, event: dict[str, Any]) -> None:
         self.dirty.add(event["run"])
         self.wake.set()
+
+    def access_changed(self) -> None:
+        self.dirty |= self.known  # rows the user no longer sees are dropped by the flush
+        self.wake.set()
+
+    def layer_back(self) -> None:
+        self.access_changed()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -144,9 +201,17 @@ class RunsConsumer(_DashboardSocket):
             self.wake.clear()
             changed, self.dirty = list(self.dirty), set()
             rows = await threads.run_in("read", selectors.runs_by_ids, changed, viewer=self.user)
+            # A shown run that is not read back is gone for this user (deleted, or its project
+            # is no longer theirs): its row goes.
+            hidden = sorted(self.known.intersection(changed) - {run.id for run, _ in rows})
+            self.known.difference_update(hidden)
             html = render_to_string(
                 "dashboard/partials.html#run-updates",
-                {"updates": self._place(rows), "compact": self.page == "home"},
+                {
+                    "updates": self._place(rows),
+                    "hidden": hidden,
+                    "compact": self.page == "home",
+                },
             )
             if html.strip():
                 await self.send(text_data=html)
@@ -196,21 +261,24 @@ class RunConsumer(_DashboardSocket):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.run, streams = found
+        self.project_id = self.run.project_id
         self.stats: dict[int, feeds.StreamStat] = {}
         self.run_dirty = False
         self.changed = False
         self.was_active = False
-        await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
+        await self.exits.enter_async_context(
+            get_hub().listen("run.changed", self._run_changed, group=run_group(self.run_id))
+        )
         await self.accept()
         self._adopt(streams)
         self.spawn(self._tick_loop())
+        self.spawn(self.watch_layer())
 
-    async def disconnect(self, code: int) -> None:
-        await super().disconnect(code)
-        with contextlib.suppress(Exception):
-            await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
+    def _run_changed(self, event: dict[str, Any]) -> None:
+        if event.get("run") == self.run_id:
+            self.run_dirty = True
 
-    async def run_changed(self, event: dict[str, Any]) -> None:
+    def layer_back(self) -> None:
         self.run_dirty = True
 
     def _adopt(self, streams: list[Any]) -> None:

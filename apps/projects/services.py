@@ -24,8 +24,10 @@ from streamdash.core.errors import Conflict, NotFound, Unauthorized
 logger = logging.getLogger(__name__)
 
 SECRET_PREFIX = "sd_sk_"
-# The channel-layer group every process's hub joins to hear of revoked keys.
+# The channel-layer group every process's hub joins to hear of revoked keys and of users who
+# lost access to a project (``access.revoked``: their open dashboard sockets end).
 REVOCATION_GROUP = "streamdash.credentials"
+ACCESS_REVOKED = "access.revoked"
 PUBLIC_PROJECT = "public"
 # last_used_at is a hint for operators, not an audit log: write it at most once a minute.
 _LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
@@ -72,6 +74,34 @@ def project_members_add(*, project: Project, usernames: Sequence[str]) -> None:
     if missing:
         raise NotFound(f"No user named {missing[0]!r}.", username=missing[0])
     project.members.add(*found.values())
+
+
+def project_members_remove(*, project: Project, user_ids: Sequence[int]) -> None:
+    """Take these users off the project: its pages, exports and open dashboard sockets (in
+    every server process) are closed to them from the commit on."""
+    with transaction.atomic():
+        project.members.remove(*user_ids)
+        members_removed(project=project, user_ids=user_ids)
+
+
+def members_removed(*, project: Project, user_ids: Sequence[int]) -> None:
+    """Tell every process, after the commit, that these users no longer see ``project``
+    (for a membership changed elsewhere, e.g. in the admin's form)."""
+    for user_id in user_ids:
+        message = {"type": ACCESS_REVOKED, "user": int(user_id), "project": project.pk}
+        transaction.on_commit(lambda m=message: _broadcast(m))  # type: ignore[misc]
+
+
+def _broadcast(message: dict[str, object]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(REVOCATION_GROUP, message)
+    except Exception:
+        # The socket's own re-read (each run or stream refresh goes through the viewer's
+        # access) still hides the project; only the open socket's tail is late.
+        logger.warning("could not broadcast %s", message, exc_info=True)
 
 
 def api_key_authenticate(secret: str) -> ApiKey:
@@ -142,9 +172,7 @@ def _announce_revoked(key_id: int) -> None:
 def revoked_among(key_ids: list[int]) -> list[int]:
     """Which of these keys are revoked (or gone): the hub's safety re-check of live keys."""
     live = set(
-        ApiKey.objects.filter(pk__in=key_ids, revoked_at__isnull=True).values_list(
-            "pk", flat=True
-        )
+        ApiKey.objects.filter(pk__in=key_ids, revoked_at__isnull=True).values_list("pk", flat=True)
     )
     return [key_id for key_id in key_ids if key_id not in live]
 

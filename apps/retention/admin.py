@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from apps.projects.models import Project
+from apps.projects.services import members_removed
 from apps.retention.models import TaskRetentionPolicy
 from apps.retention.policies import policy_apply, retention_expire_now, retention_extend
 from apps.retention.services import purge_expired, purge_preview
@@ -195,6 +196,14 @@ class ProjectAdmin(admin.ModelAdmin):
     @admin.display(description="next expiry", ordering="_next_expiry")
     def next_expiry(self, obj: Any) -> Any:
         return obj._next_expiry
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        project = form.instance
+        before = set(project.members.values_list("pk", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        removed = before - set(project.members.values_list("pk", flat=True))
+        if removed:
+            members_removed(project=project, user_ids=sorted(removed))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

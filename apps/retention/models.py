@@ -21,3 +21,13 @@ class TaskRetentionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.name}/{self.task_id}: {self.retention_days} days"
+
+
+class PurgeMark(models.Model):
+    """When the scheduled purge last started, one row for the deployment: the server processes
+    claim an interval by moving it forward (``apps.retention.services.purge_claim``)."""
+
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"last scheduled purge: {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -10,7 +10,10 @@ a one-thread executor of its own with fresh connections, so it never queues behi
 Django's shared sync thread, and a failed pass is logged and retried at the next tick. It goes
 there through ``apps.streams.threads``, so the purge's notifications (expired runs, deleted
 streams) are handed to this server's event loop, where the hub listens.
-Across processes the purge's PostgreSQL advisory lock lets one pass run at a time.
+Across processes one pass runs per interval: each tick first claims the interval in the
+database (``purge_claim``) and only the claimant purges; the purge's PostgreSQL advisory lock
+keeps it apart from a purge started by hand or cron. On SQLite there is usually one process
+anyway; the claim holds there too.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ _started: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _tasks: set[asyncio.Task[None]] = set()
 
 
-def _purge_once() -> None:
-    from apps.retention.services import purge_expired
+def _purge_once(interval: float) -> None:
+    from apps.retention.services import purge_claim, purge_expired
 
+    if not purge_claim(every=interval):
+        return  # another process purges this interval
     report = purge_expired()
     if report.chunks_deleted or report.runs_expired or report.runs_deleted:
         logger.info("scheduled purge: %s", report.summary())
@@ -51,7 +56,7 @@ async def _loop(interval: float) -> None:
     await asyncio.sleep(min(60.0, interval) * random.uniform(0.5, 1.0))
     while True:
         try:
-            await threads.run_on(_executor, _purge_once)
+            await threads.run_on(_executor, _purge_once, interval)
         except Exception:
             logger.exception("scheduled purge failed; retrying at the next interval")
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))

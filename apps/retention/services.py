@@ -22,8 +22,13 @@ Runs are expired and deleted, and streams deleted, through their services too
 which tell live readers after each commit: a subscriber sees the run become ``expired``, and a
 reader of a deleted stream ends with "stream not found" at once, not at the next tail check.
 
-One purge at a time: on PostgreSQL a session advisory lock keeps the schedulers of N server
-processes (and cron) from purging side by side; every step is idempotent anyway.
+One purge at a time: on PostgreSQL a session advisory lock, taken before the plan is read,
+keeps the schedulers of N server processes (and cron) from purging side by side; every step is
+idempotent anyway. One scheduled purge per interval for the deployment: each process's
+scheduler first claims the interval (``purge_claim``: one conditional UPDATE of the
+``PurgeMark`` row, atomic on SQLite and PostgreSQL alike), and only the claimant reads the plan
+and purges; the others skip the pass without a query beyond the claim. The preview (the admin's
+and ``--dry-run``) only reads.
 """
 
 from __future__ import annotations
@@ -39,13 +44,14 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.projects.models import Project
+from apps.retention.models import PurgeMark
 from apps.runs.models import Run
 from apps.runs.services import runs_delete, runs_expire
 from apps.streams.models import Stream
 from apps.streams.services import chunks_purge, streams_delete
 from streamdash.core.runstatus import RunStatus
 
-__all__ = ["PurgeReport", "purge_expired", "purge_preview"]
+__all__ = ["PurgeReport", "purge_claim", "purge_expired", "purge_preview"]
 
 _ADVISORY_LOCK = 0x5D_9E_7E_01  # "streamdash purge"
 
@@ -118,6 +124,17 @@ def purge_preview(
     )
 
 
+def purge_claim(*, every: float, now: dt.datetime | None = None) -> bool:
+    """Claim the scheduled purge of the interval starting ``now``: True for one caller of any
+    number sharing the database, False while the last claim is younger than most of
+    ``every`` seconds (the schedulers' ticks jitter by ±10%, so 80% never skips a whole
+    interval)."""
+    now = now or timezone.now()
+    PurgeMark.objects.get_or_create(pk=1, defaults={"started_at": now - dt.timedelta(days=1)})
+    due = now - dt.timedelta(seconds=every * 0.8)
+    return PurgeMark.objects.filter(pk=1, started_at__lte=due).update(started_at=now) == 1
+
+
 def _try_lock() -> bool:
     if connection.vendor != "postgresql":
         return True
@@ -144,13 +161,13 @@ def purge_expired(
     began = time.monotonic()
     now = now or timezone.now()
     projects = list(projects) if projects is not None else None
-    plan = purge_preview(now=now, projects=projects)
     if dry_run:
-        return replace(plan, seconds=time.monotonic() - began)
+        return replace(purge_preview(now=now, projects=projects), seconds=time.monotonic() - began)
     batch_size = batch_size or settings.STREAMDASH_PURGE_BATCH_CHUNKS
     if not _try_lock():
         return PurgeReport(dry_run=False, skipped=True)
     try:
+        plan = purge_preview(now=now, projects=projects)
         report = PurgeReport(dry_run=False)
         for stream_id in plan.streams:
             while True:

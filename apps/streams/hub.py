@@ -12,6 +12,9 @@ connection, a full in-memory channel) delays readers by about that long and neve
 
 Runs are followed here too (``apps.streams.run_watch``): one subscription to the run's group
 and one reload per run change per process, for every ``/subscribe`` connection of that run.
+Dashboard sockets hear run and access changes through ``Hub.listen`` rather than through a
+layer channel of their own: the hub's memberships survive a layer outage (they are rejoined),
+a socket's own channel made its handshake fail while Redis was away.
 
 Threads: the hub's database calls run on the bounded ``read`` pool (``apps.streams.threads``),
 not through ``sync_to_async(thread_sensitive=True)``. Outside a request context that would put
@@ -28,7 +31,7 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -46,6 +49,7 @@ from streamdash.core import requestid
 logger = logging.getLogger(__name__)
 S = TypeVar("S")
 T = TypeVar("T")
+Listener = Callable[[dict[str, Any]], None]
 
 
 class StreamGone(Exception):
@@ -135,6 +139,8 @@ class Hub:
         self._layer_ok = True
         self._pending: set[asyncio.Task[None]] = set()
         self._start_lock = asyncio.Lock()
+        self._listeners: dict[str, set[Listener]] = {}
+        self._listened_groups: Counter[str] = Counter()
         self.runs = RunWatches(self)
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "stream.appended": self._on_appended,
@@ -192,6 +198,7 @@ class Hub:
             REVOCATION_GROUP,
             *(stream_group(stream_id) for stream_id in self.states),
             *self.runs.groups(),
+            *self._listened_groups,
         ]
         try:
             channel = await self.layer.new_channel("hub.")  # type: ignore[call-arg]
@@ -220,9 +227,12 @@ class Hub:
                 self.layer_failed("receive", exc)
                 await asyncio.sleep(1)
                 continue
-            handler = self._handlers.get(message.get("type", ""))
+            kind = message.get("type", "")
+            handler = self._handlers.get(kind)
             if handler is not None:
                 handler(message)
+            for listener in list(self._listeners.get(kind, ())):
+                listener(message)
 
     async def _tail_check_loop(self) -> None:
         while True:
@@ -374,6 +384,32 @@ class Hub:
             if state.readers == 0 and self.states.get(stream_id) is state:
                 del self.states[stream_id]
                 await self.leave(stream_group(stream_id))
+
+    @contextlib.asynccontextmanager
+    async def listen(
+        self, kind: str, listener: Listener, *, group: str = REVOCATION_GROUP
+    ) -> AsyncIterator[None]:
+        """Call ``listener`` with every ``kind`` message the hub hears from ``group`` (which
+        it joins while anyone listens) until the block ends. Never raises for the layer."""
+        await self._ensure_started()
+        if self._listened_groups[group] == 0 and group != REVOCATION_GROUP:
+            await self.join(group)
+        self._listened_groups[group] += 1
+        self._listeners.setdefault(kind, set()).add(listener)
+        try:
+            yield
+        finally:
+            self._listeners[kind].discard(listener)
+            self._listened_groups[group] -= 1
+            if self._listened_groups[group] == 0:
+                del self._listened_groups[group]
+                if group != REVOCATION_GROUP:
+                    await self.leave(group)
+
+    @property
+    def layer_up(self) -> bool:
+        """Whether this hub hears other processes' notifications now."""
+        return self._layer_ok
 
     def watch_run(
         self, run_id: str, source: RunSource[S]

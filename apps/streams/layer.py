@@ -14,6 +14,12 @@ import time
 
 logger = logging.getLogger("streamdash.layer")
 
+# For a consumer's ``channel_layer_alias``: no layer is configured under it, so Channels gives
+# the socket no channel of its own. Channels subscribes that channel in Redis before the
+# handshake, which made every socket fail while Redis was away; sockets hear what they need
+# through the hub instead (``Hub.listen``, ``apps.streams.live.follow``).
+NO_CHANNEL_LAYER = "streamdash.no-layer"
+
 
 class LayerHealth:
     def __init__(self) -> None:

@@ -80,7 +80,7 @@ async def _pool() -> AsyncConnectionPool[Any]:
             _conninfo(),
             min_size=1,
             max_size=int(settings.STREAMDASH_DB_POOL_MAX),
-            timeout=float(settings.STREAMDASH_DB_POOL_TIMEOUT),
+            timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS),
             open=False,
             configure=_configure,
             name="streamdash-append",
@@ -117,7 +117,7 @@ async def _append(
     now = timezone.now()
     sql, params = rows.lock_sql(postgres=True, **where)
     producer_id = request.producer.producer_id if request.producer else ""
-    async with pool.connection() as conn:
+    async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
         try:
             cursor = await conn.execute(sql, [producer_id, *params])
         except OperationalError as exc:

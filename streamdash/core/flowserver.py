@@ -10,6 +10,11 @@ when the buffer drains, and ``send`` waits while it is paused. So each connectio
 Twisted's buffer (64 KiB) plus the one message being sent. A connection paused for longer than
 ``STREAMDASH_SEND_STALL_SECONDS`` is closed: the client resumes from the last offset it got.
 
+WebSocket messages get the same treatment (the token reader route and the dashboard's sockets
+alike): the valve is registered with the connection's TCP transport on the first message, and
+a ``websocket.send`` waits while Twisted has paused it; a socket paused for longer than the
+stall limit is aborted. Daphne tells the application ``websocket.disconnect`` as for any drop.
+
 Run it like daphne (same arguments): ``python -m streamdash.core.flowserver …``;
 ``streamdash.core.serving.daphne_command`` does.
 """
@@ -19,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +57,48 @@ class _Valve:
         self.open.set()
 
 
+def buffered(transport: Any) -> int:
+    """Bytes a Twisted TCP transport holds for its peer (written, not yet sent)."""
+    if transport is None:
+        return 0
+    held = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return held + int(getattr(transport, "_tempDataLen", 0))
+
+
+async def _wait_or_abort(
+    valve: _Valve, what: str, transport: Any, abort: Callable[[], None]
+) -> None:
+    """Wait while the valve is shut; past the stall limit, drop the connection."""
+    if valve.open.is_set():
+        return
+    try:
+        await asyncio.wait_for(valve.open.wait(), _stall_seconds())
+    except TimeoutError:
+        logger.info(
+            "closing a %s whose reader stopped reading (%d bytes unsent)",
+            what,
+            buffered(transport),
+        )
+        abort()
+
+
+def _abort_response(request: Any) -> None:
+    request.unregisterProducer()
+    transport = request.channel.transport if request.channel else None
+    if transport is not None:
+        transport.abortConnection()
+
+
+def _abort_socket(transport: Any) -> None:
+    transport.unregisterProducer()
+    transport.abortConnection()
+
+
 class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
     async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        if isinstance(protocol, WebSocketProtocol):
+            await self._websocket_reply(protocol, message)
+            return
         if not isinstance(protocol, WebRequest) or message["type"] != "http.response.body":
             await super().handle_reply(protocol, message)
             return
@@ -67,16 +114,34 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
             protocol.registerProducer(valve, True)
             if getattr(protocol.channel, "_waitingForTransport", False):
                 valve.pauseProducing()  # the buffer was full before we could be told
-        if valve.open.is_set():
-            return
+        transport = protocol.channel.transport if protocol.channel else None
+        what = f"response ({protocol.path!r})"
+        await _wait_or_abort(valve, what, transport, lambda: _abort_response(protocol))
+
+    async def _websocket_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        transport = protocol.transport
+        valve: _Valve | None = getattr(protocol, "_streamdash_valve", None)
+        if valve is None and transport is not None:
+            # Before the first write, so Twisted pauses it from the first full buffer on. The
+            # HTTP channel that made the upgrade is still registered there: the socket has
+            # left it.
+            valve = protocol._streamdash_valve = _Valve()
+            if transport.producer is not None:
+                transport.unregisterProducer()
+            transport.registerProducer(valve, True)
+        # autobahn applies --websocket-max-message-size to what it sends as well: a reader's
+        # frame of one 100 KiB chunk failed. The limit is for what clients send; the
+        # consumers bound their own frames. (The send is synchronous: no incoming frame is
+        # read meanwhile.)
+        limit = protocol.maxMessagePayloadSize
+        protocol.maxMessagePayloadSize = 0
         try:
-            await asyncio.wait_for(valve.open.wait(), _stall_seconds())
-        except TimeoutError:
-            logger.info("closing a response whose reader stopped reading: %s", protocol.path)
-            protocol.unregisterProducer()
-            transport = protocol.channel.transport if protocol.channel else None
-            if transport is not None:
-                transport.abortConnection()
+            await super().handle_reply(protocol, message)
+        finally:
+            protocol.maxMessagePayloadSize = limit
+        if valve is not None and message["type"] == "websocket.send":
+            what = f"WebSocket ({protocol.path!r})"
+            await _wait_or_abort(valve, what, transport, lambda: _abort_socket(transport))
 
 
 class FlowControlledCLI(CommandLineInterface):  # type: ignore[misc]

@@ -30,6 +30,10 @@ class HookMiddleware:
     def before(self, request: HttpRequest) -> HttpResponseBase | None:
         return None
 
+    async def abefore(self, request: HttpRequest) -> HttpResponseBase | None:
+        """``before`` in an async stack; override when the hook has I/O to await."""
+        return self.before(request)
+
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         return response
 
@@ -40,4 +44,4 @@ class HookMiddleware:
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        return self.after(request, self.before(request) or await get_response(request))
+        return self.after(request, await self.abefore(request) or await get_response(request))
