@@ -6,7 +6,9 @@
   the site (dashboard, admin) by Django's own handler.
 - HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
-  real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
+  real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0), ``Heartbeat``
+  (the System page's record of this process, started the same way) and ``ResponseMetrics``
+  (``streamdash_responses_total`` by status and error code).
 - WebSocket: token-authenticated reader routes first (no cookies, so no Origin check needed),
   then the dashboard's cookie-authenticated routes behind ``SameOriginValidator`` (scheme,
   host and port of the page must be the socket's own).
@@ -31,18 +33,24 @@ from apps.api.bodylimit import RequestBodyLimit  # noqa: E402
 from apps.api.lean import LeanStreams  # noqa: E402
 from apps.api.logredact import redact_daphne_access_log  # noqa: E402
 from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
+from apps.dashboard.heartbeat import Heartbeat  # noqa: E402
 from apps.dashboard.origin import SameOriginValidator  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from apps.retention.scheduler import PurgeScheduler  # noqa: E402
+from streamdash.core.metrics_export import ResponseMetrics  # noqa: E402
 from streamdash.handlers import ApiASGIHandler, PathDispatcher  # noqa: E402
 
 redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {
-        "http": PurgeScheduler(
-            RequestBodyLimit(
-                LeanStreams(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+        "http": ResponseMetrics(
+            Heartbeat(
+                PurgeScheduler(
+                    RequestBodyLimit(
+                        LeanStreams(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+                    )
+                )
             )
         ),
         "websocket": URLRouter(

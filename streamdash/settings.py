@@ -286,6 +286,13 @@ STREAMDASH_PURGE_BATCH_CHUNKS = _env_int("STREAMDASH_PURGE_BATCH_CHUNKS", 5000)
 # Purged runs stay as "expired" tombstones this long (reads get 410, not 404), then go.
 STREAMDASH_PURGE_TOMBSTONE_DAYS = _env_int("STREAMDASH_PURGE_TOMBSTONE_DAYS", 7)
 
+# Operations (README "Metrics"): /metrics answers a bearer token equal to this (and staff
+# sessions); unset, it answers staff only. STREAMDASH_METRICS=0 turns recording off (read by
+# streamdash.core.metrics from the environment). Each server process writes the System page's
+# heartbeat this often (0 = never).
+STREAMDASH_METRICS_TOKEN = os.environ.get("STREAMDASH_METRICS_TOKEN", "")
+STREAMDASH_SYSTEM_BEAT_SECONDS = _env_float("STREAMDASH_SYSTEM_BEAT_SECONDS", 5.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

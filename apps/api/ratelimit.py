@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from streamdash.core import metrics
 from streamdash.core.errors import RateLimited
 
 __all__ = [
@@ -79,12 +80,14 @@ class LiveReads:
         self._open: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> Callable[[], None]:
-        """Count one more live read for ``key``; returns its release (safe to call twice)."""
+    def acquire(self, key: str, kind: str) -> Callable[[], None]:
+        """Count one more live read of ``kind`` (``metrics.KINDS``) for ``key``; returns its
+        release (safe to call twice)."""
         cap = int(settings.STREAMDASH_MAX_LIVE_READS)
         with self._lock:
             held = self._open.get(key, 0)
             if cap > 0 and held >= cap:
+                metrics.rate_limited("live_reads")
                 raise RateLimited(
                     f"These credentials have {held} live reads open, the most allowed; close "
                     "one or retry later.",
@@ -94,6 +97,7 @@ class LiveReads:
                     limit=cap,
                 )
             self._open[key] = held + 1
+        metrics.live_reader(kind, 1)
         released = False
 
         def release() -> None:
@@ -102,6 +106,7 @@ class LiveReads:
                 if released:
                     return
                 released = True
+                metrics.live_reader(kind, -1)
                 left = self._open.get(key, 1) - 1
                 if left > 0:
                     self._open[key] = left
@@ -136,6 +141,7 @@ def write_limited(method: str, key: str) -> RateLimited | None:
     wait = buckets.take(key, rate=rate, burst=burst)
     if wait <= 0:
         return None
+    metrics.rate_limited("writes")
     retry_after = max(1, math.ceil(wait))
     return RateLimited(
         f"Too many writes with these credentials; retry in {retry_after} s.",

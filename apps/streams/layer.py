@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 
+from streamdash.core import metrics
+
 logger = logging.getLogger("streamdash.layer")
 
 
@@ -24,6 +26,7 @@ class LayerHealth:
         return self.down_since is None
 
     def failed(self, what: str, exc: BaseException) -> None:
+        metrics.layer_error(what)
         if self.down_since is None:
             self.down_since = time.monotonic()
             logger.warning(

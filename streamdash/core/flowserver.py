@@ -25,6 +25,8 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
 
+from streamdash.core import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,6 +75,7 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
             await asyncio.wait_for(valve.open.wait(), _stall_seconds())
         except TimeoutError:
             logger.info("closing a response whose reader stopped reading: %s", protocol.path)
+            metrics.stall_disconnect()
             protocol.unregisterProducer()
             transport = protocol.channel.transport if protocol.channel else None
             if transport is not None:

@@ -20,6 +20,10 @@ After starting the workers the parent only supervises:
   only (which forwards it once), and asks the kernel for SIGTERM when the parent dies (Linux
   ``PR_SET_PDEATHSIG``), so a supervisor killed with -9 leaves no orphan holding the port.
 
+Metrics: the parent gives its workers one ``PROMETHEUS_MULTIPROC_DIR`` (removed when it stops),
+so ``/metrics`` on any worker sums them all, and marks a worker that exited dead there
+(``streamdash.core.metrics_export``).
+
 Signals reach the loop through :func:`signal.set_wakeup_fd`: the handlers do nothing, the C-level
 handler writes each signal's number to a pipe, and the loop ``select``s on that pipe. No lock is
 ever taken inside a signal handler (an ``Event.set`` there can deadlock against the main thread).
@@ -36,9 +40,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from streamdash.core import metrics_export
 from streamdash.core.serving import APPLICATION, daphne_fd_command
 
 __all__ = ["Supervisor", "cores", "listen", "serve"]
@@ -109,6 +114,8 @@ class Supervisor:
         log: Callable[[str], None],
         pass_fds: Sequence[int] = (),
         on_stop: Callable[[], None] = lambda: None,
+        env: Mapping[str, str] | None = None,
+        on_exit: Callable[[int], None] = lambda pid: None,
         stable_seconds: float = 10.0,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -121,6 +128,8 @@ class Supervisor:
         self.log = log
         self.pass_fds = tuple(pass_fds)
         self.on_stop = on_stop
+        self.env = env
+        self.on_exit = on_exit
         self.stable_seconds = stable_seconds
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -145,6 +154,7 @@ class Supervisor:
         slot.process = subprocess.Popen(
             self.command,
             pass_fds=self.pass_fds,
+            env=self.env,
             process_group=0,
             preexec_fn=_die_with_parent(os.getpid()),
         )
@@ -162,6 +172,7 @@ class Supervisor:
             f"worker {slot.number} (pid {slot.process.pid}) exited with {_describe(returncode)} "
             f"after {lived:.1f} s; restarting in {delay:.1f} s"
         )
+        self.on_exit(slot.process.pid)
         slot.process = None
         slot.restart_at = now + delay
 
@@ -230,7 +241,7 @@ def serve(
 ) -> None:
     """Bind ``host:port``, run ``workers`` daphne processes on it until SIGTERM/SIGINT."""
     sock = listen(host, port)
-    with sock:
+    with sock, metrics_export.multiprocess_dir() as env:
         log(f"serving {application} on {host}:{port} with {workers} daphne workers")
         supervisor = Supervisor(
             daphne_fd_command(sock.fileno(), sock.family, application),
@@ -238,6 +249,8 @@ def serve(
             log=log,
             pass_fds=[sock.fileno()],
             on_stop=sock.close,
+            env=env,
+            on_exit=lambda pid: metrics_export.process_dead(pid, env),
             grace=grace,
         )
         supervisor.run()
