@@ -83,14 +83,15 @@ def stale_before() -> dt.datetime:
     return timezone.now() - dt.timedelta(seconds=3 * settings.STREAMDASH_SYSTEM_BEAT_SECONDS)
 
 
-def beat() -> None:
-    """Write this process's row now, and delete the rows of processes long gone."""
+def beat(data: dict[str, Any] | None = None) -> None:
+    """Write this process's row now (``data``: its ``figures()``, taken now when None), and
+    delete the rows of processes long gone."""
     now = timezone.now()
     started = dt.datetime.fromtimestamp(metrics.local.started, dt.UTC)
     ServerProcess.objects.update_or_create(
         host=socket.gethostname(),
         pid=os.getpid(),
-        defaults={"started_at": started, "beat_at": now, "figures": figures()},
+        defaults={"started_at": started, "beat_at": now, "figures": data or figures()},
     )
     ServerProcess.objects.filter(beat_at__lt=now - dt.timedelta(minutes=10)).delete()
 
@@ -98,18 +99,21 @@ def beat() -> None:
 async def _loop(interval: float) -> None:
     while True:
         try:
-            await threads.run_in("write", beat)
+            # The figures are taken here, on the loop that changes them; the write on a thread.
+            await threads.run_in("write", beat, figures())
         except Exception:
             logger.exception("heartbeat failed; retrying at the next beat")
         await asyncio.sleep(interval)
 
 
 def ensure_started() -> None:
-    interval = float(settings.STREAMDASH_SYSTEM_BEAT_SECONDS)
     loop = asyncio.get_running_loop()
-    if interval <= 0 or loop in _started:
+    if loop in _started:
         return
     _started.add(loop)
+    interval = float(settings.STREAMDASH_SYSTEM_BEAT_SECONDS)
+    if interval <= 0:
+        return
     task = loop.create_task(_loop(interval), name="streamdash-heartbeat")
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
