@@ -9,7 +9,9 @@
   (``HealthChecks``).
 - HTTP goes through ``RequestBodyLimit`` (bodies bounded while they are read, whatever
   Content-Length says) and ``PurgeScheduler`` (the in-server retention purge, started on a
-  real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0).
+  real server's first request; off with STREAMDASH_PURGE_INTERVAL_SECONDS=0), ``Heartbeat``
+  (the System page's record of this process, started the same way) and ``ResponseMetrics``
+  (``streamdash_responses_total`` by status and error code).
 - WebSocket: token-authenticated reader routes first (no cookies, so no Origin check needed),
   then the dashboard's cookie-authenticated routes behind ``SameOriginValidator`` (scheme,
   host and port of the page must be the socket's own).
@@ -37,9 +39,11 @@ from apps.api.health import HealthChecks  # noqa: E402
 from apps.api.lean import LeanStreams  # noqa: E402
 from apps.api.logredact import redact_daphne_access_log  # noqa: E402
 from apps.api.ws_consumers import websocket_urlpatterns as token_websocket_urlpatterns  # noqa: E402
+from apps.dashboard.heartbeat import Heartbeat  # noqa: E402
 from apps.dashboard.origin import SameOriginValidator  # noqa: E402
 from apps.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from apps.retention.scheduler import PurgeScheduler  # noqa: E402
+from streamdash.core.metrics_export import ResponseMetrics  # noqa: E402
 from streamdash.core.requestid import RequestId  # noqa: E402
 from streamdash.handlers import ApiASGIHandler, PathDispatcher  # noqa: E402
 
@@ -49,9 +53,13 @@ if settings.STREAMDASH_LOG_FORMAT == "json":
 
 router = ProtocolTypeRouter(
     {
-        "http": PurgeScheduler(
-            RequestBodyLimit(
-                LeanStreams(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+        "http": ResponseMetrics(
+            Heartbeat(
+                PurgeScheduler(
+                    RequestBodyLimit(
+                        LeanStreams(PathDispatcher(api=ApiASGIHandler(), site=django_asgi_app))
+                    )
+                )
             )
         ),
         "websocket": URLRouter(

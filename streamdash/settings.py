@@ -300,6 +300,14 @@ if STREAMDASH_LOG_FORMAT not in {"text", "json"}:
     )
 
 LOGGING_CONFIG = "streamdash.core.jsonlog.configure"
+
+# Operations (README "Metrics"): /metrics answers a bearer token equal to this (and staff
+# sessions); unset, it answers staff only. STREAMDASH_METRICS=0 turns recording off (read by
+# streamdash.core.metrics from the environment). Each server process writes the System page's
+# heartbeat this often (0 = never).
+STREAMDASH_METRICS_TOKEN = os.environ.get("STREAMDASH_METRICS_TOKEN", "")
+STREAMDASH_SYSTEM_BEAT_SECONDS = _env_float("STREAMDASH_SYSTEM_BEAT_SECONDS", 5.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -6,11 +6,13 @@ from django.urls import include, path
 from django.views.defaults import page_not_found
 
 from apps.api.errors import error_response
+from apps.api.metrics_views import metrics_view
 from apps.api.urls import PREFIXES
 from streamdash.core.errors import NotFound
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("apps.api.urls")),
     path("", include("apps.dashboard.urls")),
     path("", include("apps.embed.urls")),

@@ -123,7 +123,8 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             return _ndjson_response(stream, start)
         limit = _connection_limit(target)
         key_id = target.principal.key_id
-        release = await live_reads.aacquire(request.reader_key)
+        kind = "sse" if read_request.live == "sse" else "long_poll"
+        release = await live_reads.aacquire(request.reader_key, kind)
         if stream is None:
             try:
                 stream, start = await _wait_for_stream(request, resolve, read_request, target)

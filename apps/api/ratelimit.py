@@ -23,6 +23,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from apps.api.shared_limits import shared
+from streamdash.core import metrics
 from streamdash.core.errors import RateLimited
 
 __all__ = [
@@ -82,25 +83,37 @@ class LiveReads:
         self._open: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    async def aacquire(self, key: str) -> Callable[[], None]:
+    async def aacquire(self, key: str, kind: str) -> Callable[[], None]:
         """``acquire``, counted across processes in Redis when it is configured and answers."""
         cap = int(settings.STREAMDASH_MAX_LIVE_READS)
         taken = await shared.acquire(key, cap)
         if taken is None:
-            return self.acquire(key)
+            return self.acquire(key, kind)
         held, release = taken
         if held >= 0:
             raise _too_many_live_reads(held, cap)
-        return release
+        metrics.live_reader(kind, 1)
+        released = False
 
-    def acquire(self, key: str) -> Callable[[], None]:
-        """Count one more live read for ``key``; returns its release (safe to call twice)."""
+        def counted_release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                metrics.live_reader(kind, -1)
+                release()
+
+        return counted_release
+
+    def acquire(self, key: str, kind: str) -> Callable[[], None]:
+        """Count one more live read of ``kind`` (``metrics.KINDS``) for ``key``; returns its
+        release (safe to call twice)."""
         cap = int(settings.STREAMDASH_MAX_LIVE_READS)
         with self._lock:
             held = self._open.get(key, 0)
             if cap > 0 and held >= cap:
                 raise _too_many_live_reads(held, cap)
             self._open[key] = held + 1
+        metrics.live_reader(kind, 1)
         released = False
 
         def release() -> None:
@@ -109,6 +122,7 @@ class LiveReads:
                 if released:
                     return
                 released = True
+                metrics.live_reader(kind, -1)
                 left = self._open.get(key, 1) - 1
                 if left > 0:
                     self._open[key] = left
@@ -123,6 +137,7 @@ class LiveReads:
 
 
 def _too_many_live_reads(held: int, cap: int) -> RateLimited:
+    metrics.rate_limited("live_reads")
     return RateLimited(
         f"These credentials have {held} live reads open, the most allowed; close "
         "one or retry later.",
@@ -169,6 +184,7 @@ async def awrite_limited(method: str, key: str) -> RateLimited | None:
 def _refusal(wait: float, rate: float, burst: float) -> RateLimited | None:
     if wait <= 0:
         return None
+    metrics.rate_limited("writes")
     retry_after = max(1, math.ceil(wait))
     return RateLimited(
         f"Too many writes with these credentials; retry in {retry_after} s.",

@@ -4,6 +4,8 @@ takes a ``StreamRequest`` and returns a ``StreamResponse`` (``apps.api.exchange`
 
 from __future__ import annotations
 
+import time
+
 from apps.api import protocol
 from apps.api.exchange import StreamRequest, StreamResponse
 from apps.api.targets import Target
@@ -13,6 +15,7 @@ from apps.streams.live import check_retained
 from apps.streams.models import Stream
 from apps.streams.payloads import read_body, split_body
 from apps.streams.producers import ProducerClaim
+from streamdash.core import metrics
 from streamdash.core.errors import (
     BadRequest,
     RunFinished,
@@ -74,28 +77,49 @@ def _with_next_offset(exc: StreamClosed | RunFinished) -> StreamClosed | RunFini
     return exc
 
 
+def _count(
+    began: float, parsed: AppendRequest | None, result: services.AppendResult | None
+) -> None:
+    """The append metrics of one request: what it appended (nothing when refused)."""
+    chunks = 0
+    if parsed is not None and result is not None and not result.duplicate:
+        chunks = result.next_index - result.start_index
+    size = sum(len(c) for c in parsed.chunks) if chunks and parsed is not None else 0
+    metrics.append_done(time.perf_counter() - began, chunks, size)
+
+
 def append(request: StreamRequest, target: Target) -> StreamResponse:
-    parsed = _parse_append(request, target)
+    began = time.perf_counter()
+    parsed: AppendRequest | None = None
+    result: services.AppendResult | None = None
     try:
+        parsed = _parse_append(request, target)
         result = services.chunks_append(ref=target.ref(), **vars(parsed))
     except (StreamClosed, RunFinished) as exc:
         raise _with_next_offset(exc) from None
     except StreamNotFound:
         target.not_found()
         raise
+    finally:
+        _count(began, parsed, result)
     return _appended(result, parsed.producer)
 
 
 async def aappend(request: StreamRequest, target: Target) -> StreamResponse:
     """``append`` on the event loop (``services.achunks_append``)."""
-    parsed = _parse_append(request, target)
+    began = time.perf_counter()
+    parsed: AppendRequest | None = None
+    result: services.AppendResult | None = None
     try:
+        parsed = _parse_append(request, target)
         result = await services.achunks_append(ref=target.ref(), request=parsed)
     except (StreamClosed, RunFinished) as exc:
         raise _with_next_offset(exc) from None
     except StreamNotFound:
         await threads.run_in("read", target.not_found)
         raise
+    finally:
+        _count(began, parsed, result)
     return _appended(result, parsed.producer)
 
 

@@ -119,7 +119,7 @@ async def subscribe_run(request: StreamRequest, run_id: str) -> StreamResponse:
         positions = parse_positions(
             request.headers.get("Last-Event-ID") or request.query_value("positions")
         )
-        release = await live_reads.aacquire(request.reader_key)
+        release = await live_reads.aacquire(request.reader_key, "subscribe")
     except DomainError as exc:
         return error_stream_response(exc)
     # A token's read ends with the token; the client reconnects with a fresh one.

@@ -114,7 +114,7 @@ class StreamReaderConsumer(AsyncWebsocketConsumer):
             credential = _credential(self.scope, _query(self.scope))
             client = (self.scope.get("client") or ("", 0))[0]
             self._release = await live_reads.aacquire(
-                rate_key(authorization="", token=credential, client=str(client))
+                rate_key(authorization="", token=credential, client=str(client)), "websocket"
             )
         except DomainError as exc:
             await self._fail(exc)

@@ -11,6 +11,8 @@ the writers' connections land on the workers as the kernel hands them out, and t
 printed. Peers, with the same client and the same batches (each with the same producer
 headers): the Durable Streams reference server in memory and file-backed (``reference.py``;
 skipped with a note without node/npm). Each server's CPU per request comes from /proc.
+streamdash runs twice, with its metrics on and off (``STREAMDASH_METRICS=0``): what recording
+them costs an append, in the same run.
 """
 
 from __future__ import annotations
@@ -217,6 +219,8 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
     _, key = project_create(name=f"bench-http-{time.time_ns()}")
     with servers.streamdash(options.workers) as server:
         http = _measure(options, _streamdash(server, key))
+    with servers.streamdash(options.workers, metrics=False) as server:
+        http_off = _measure(options, _streamdash(server, key))
     with Progress("append: raw COPY", options.writers * options.batches * options.batch_size) as p:
         copy = _copy(options, p)
     peers = _peers(options, say)
@@ -226,7 +230,7 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         f"{options.workers}, channel layer: {servers.channel_layer()}; CPU per request from "
         "/proc (database and Redis CPU not included)"
     )
-    for result in (copy, http, *peers):
+    for result in (copy, http, http_off, *peers):
         cpu = f"{result.cpu_ms:6.2f} ms CPU/req" if result.cpu_ms is not None else " " * 17
         share = ratio(result.rate, copy.rate)
         say(
@@ -245,6 +249,8 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         "http_rate": http.rate,
         "ratio": ratio(http.rate, copy.rate),
         "http_cpu_ms_per_request": http.cpu_ms,
+        "http_rate_metrics_off": http_off.rate,
+        "http_cpu_ms_per_request_metrics_off": http_off.cpu_ms,
         "worker_split": list(http.split),
         "peers": {
             r.name: {

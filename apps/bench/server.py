@@ -140,18 +140,21 @@ class BenchServer:
         self.log.close()
 
 
-def streamdash(workers: int = 1) -> BenchServer:
-    """streamdash on the caller's database: one daphne, or ``serve --workers N``."""
+def streamdash(workers: int = 1, *, metrics: bool = True) -> BenchServer:
+    """streamdash on the caller's database: one daphne, or ``serve --workers N``; with its
+    metrics recorded, or not (``STREAMDASH_METRICS=0``)."""
+    env = {**BENCH_ENV, "STREAMDASH_METRICS": "1" if metrics else "0"}
+    label = "" if metrics else ", metrics off"
     if workers == 1:
-        return BenchServer(BENCH_ENV)
+        return BenchServer(env, name=f"streamdash{label}")
     if not os.environ.get("REDIS_URL"):
         raise RuntimeError(
             f"--workers {workers} needs REDIS_URL (e.g. source .ci/services.sh; start_redis)"
         )
     port = free_port()
     serve = [sys.executable, "manage.py", "serve", "--workers", str(workers), "--port", str(port)]
-    name = f"streamdash ×{workers}"
-    return BenchServer(BENCH_ENV, command=serve, port=port, name=name, workers=workers)
+    name = f"streamdash ×{workers}{label}"
+    return BenchServer(env, command=serve, port=port, name=name, workers=workers)
 
 
 def null_app() -> BenchServer:

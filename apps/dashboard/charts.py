@@ -77,3 +77,38 @@ def build(buckets: list[RateBucket], bins: int = 60) -> Chart | None:
         chunks=sum(counts),
         bytes=sum(sizes),
     )
+
+
+@dataclass(frozen=True)
+class ActivityChart:
+    bars: list[Bar]  # appends per second, one bar a minute
+    line: str  # live readers, an SVG polyline's points
+    peak_rate: float
+    peak_readers: int
+    width: int = WIDTH
+    height: int = HEIGHT
+
+
+def activity(minutes: list[tuple[dt.datetime, float, int]]) -> ActivityChart:
+    """The System page's hour: ``(minute, appends per second, live readers)`` oldest first."""
+    bins = max(1, len(minutes))
+    peak_rate = max((rate for _, rate, _ in minutes), default=0.0)
+    peak_readers = max((readers for _, _, readers in minutes), default=0)
+    rate_scale, readers_scale = peak_rate or 1.0, peak_readers or 1
+    usable = HEIGHT - 2 * PAD
+    bar_width = WIDTH / bins
+    bars = [
+        Bar(
+            x=round(i * bar_width, 2),
+            y=round(HEIGHT - PAD - usable * rate / rate_scale, 2),
+            width=round(max(bar_width - 1, 1), 2),
+            height=round(usable * rate / rate_scale, 2),
+            title=f"{at:%H:%M} · {rate:.2f} appends/s · {readers} live readers",
+        )
+        for i, (at, rate, readers) in enumerate(minutes)
+    ]
+    line = " ".join(
+        f"{round((i + 0.5) * bar_width, 2)},{round(HEIGHT - PAD - usable * r / readers_scale, 2)}"
+        for i, (_, _, r) in enumerate(minutes)
+    )
+    return ActivityChart(bars, line, peak_rate, peak_readers)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from apps.dashboard import views
+from apps.dashboard import system_views, views
 
 app_name = "dashboard"
 
@@ -22,6 +22,7 @@ urlpatterns = [
     path("runs/", views.runs, name="runs"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/streams/<str:key>/", views.run_stream, name="run-stream"),
+    path("system/", system_views.system, name="system"),
     path("streams/", views.streams, name="streams"),
     path("definitions/", views.definitions, name="definitions"),
     path("streams/<int:stream_id>/", views.stream_live, name="stream-live"),

@@ -49,6 +49,7 @@ from apps.runs.models import Run
 from apps.runs.services import runs_delete, runs_expire
 from apps.streams.models import Stream
 from apps.streams.services import chunks_purge, streams_delete
+from streamdash.core import metrics
 from streamdash.core.runstatus import RunStatus
 
 __all__ = ["PurgeReport", "purge_claim", "purge_expired", "purge_preview"]
@@ -204,6 +205,7 @@ def purge_expired(
         )
         if progress is not None:
             progress(report)
+        metrics.purge_done(report.seconds, report.chunks_deleted, report.bytes_freed)
         return report
     finally:
         _unlock()

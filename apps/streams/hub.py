@@ -44,7 +44,7 @@ from apps.streams import layer, selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.records import ChunkRecord, StreamTail
 from apps.streams.run_watch import RunSource, RunState, RunWatches
-from streamdash.core import requestid
+from streamdash.core import metrics, requestid
 
 logger = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -260,6 +260,7 @@ class Hub:
                 or tail.closed != state.closed
                 or tail.first_index != state.first_index
             ):
+                metrics.tail_recheck_found()
                 self._spawn(self._refresh(state, tail))
 
     async def _check_keys(self) -> None:
@@ -428,7 +429,9 @@ class Hub:
             return []
         max_bytes = int(settings.STREAMDASH_LIVE_PAGE_BYTES)
         if start >= state.ring_start:
+            metrics.ring_read(hit=True)
             return state.from_ring(start, limit, max_bytes)
+        metrics.ring_read(hit=False)
         return await threads.run_in(
             "read",
             selectors.chunks_from_index,
@@ -442,6 +445,11 @@ class Hub:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def watched_streams() -> int:
+    """Streams with live readers in this process (the System page)."""
+    return sum(len(hub.states) for hub in list(_hubs.values()))
 
 
 def get_hub() -> Hub:

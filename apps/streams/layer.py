@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 
+from streamdash.core import metrics
+
 logger = logging.getLogger("streamdash.layer")
 
 # For a consumer's ``channel_layer_alias``: no layer is configured under it, so Channels gives
@@ -30,6 +32,7 @@ class LayerHealth:
         return self.down_since is None
 
     def failed(self, what: str, exc: BaseException) -> None:
+        metrics.layer_error(what)
         if self.down_since is None:
             self.down_since = time.monotonic()
             logger.warning(

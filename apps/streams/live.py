@@ -20,6 +20,7 @@ from apps.projects.credentials import is_revoked
 from apps.projects.credentials import live_key as credentials_held
 from apps.streams.hub import StreamGone, get_hub
 from apps.streams.records import ChunkRecord
+from streamdash.core import metrics
 from streamdash.core.errors import Gone, StreamNotFound, Unauthorized
 
 
@@ -76,6 +77,9 @@ async def follow(
                         # from the database, before the hub heard of the new first index.
                         check_retained(chunks[0].index, position)
                     if chunks:
+                        if announced_up_to_date:
+                            # Waiting at the tail, so this is a live delivery: its lag counts.
+                            metrics.lag(time.time() - chunks[0].created_at)
                         position = chunks[-1].index + 1
                         last_chunk_at = time.monotonic()
                         done = state.closed and position >= state.next_index

@@ -90,6 +90,16 @@ async def _pool() -> AsyncConnectionPool[Any]:
     return pool
 
 
+def usage() -> tuple[int, int]:
+    """Connections in use and requests waiting for one, over this process's pools."""
+    in_use = waiting = 0
+    for pool in list(_pools.values()):
+        stats = pool.get_stats()
+        in_use += stats.get("pool_size", 0) - stats.get("pool_available", 0)
+        waiting += stats.get("requests_waiting", 0)
+    return in_use, waiting
+
+
 async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResult:
     pool = await _pool()
     try:

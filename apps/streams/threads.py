@@ -32,6 +32,8 @@ from django.db import close_old_connections
 T = TypeVar("T")
 
 _pools: dict[str, ThreadPoolExecutor] = {}
+# Calls handed to each pool and not finished yet, counted on the event loop (no lock).
+_calls: dict[str, int] = {}
 _local = threading.local()
 
 
@@ -62,7 +64,18 @@ async def run_in(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
     """Run ``fn`` on the named pool and await its result."""
     if name == "caller":
         return await sync_to_async(fn)(*args, **kwargs)
-    return await run_on(_pool(name), fn, *args, **kwargs)
+    pool = _pool(name)
+    _calls[name] = _calls.get(name, 0) + 1
+    try:
+        return await run_on(pool, fn, *args, **kwargs)
+    finally:
+        _calls[name] -= 1
+
+
+def usage(name: str) -> tuple[int, int]:
+    """Threads busy and calls waiting for one in the named pool."""
+    calls, size = _calls.get(name, 0), settings.STREAMDASH_DB_THREADS[name]
+    return min(calls, size), max(0, calls - size)
 
 
 async def run_on(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

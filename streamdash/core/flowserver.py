@@ -32,6 +32,8 @@ from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
+from streamdash.core import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -79,6 +81,7 @@ async def _wait_or_abort(
             what,
             buffered(transport),
         )
+        metrics.stall_disconnect()
         abort()
 
 

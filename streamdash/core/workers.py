@@ -25,6 +25,10 @@ After starting the workers the parent only supervises:
   only (which forwards it once), and asks the kernel for SIGTERM when the parent dies (Linux
   ``PR_SET_PDEATHSIG``), so a supervisor killed with -9 leaves no orphan holding the port.
 
+Metrics: the parent gives its workers one ``PROMETHEUS_MULTIPROC_DIR`` (removed when it stops),
+so ``/metrics`` on any worker sums them all, and marks a worker that exited dead there
+(``streamdash.core.metrics_export``).
+
 Signals reach the loop through :func:`signal.set_wakeup_fd`: the handlers do nothing, the C-level
 handler writes each signal's number to a pipe, and the loop ``select``s on that pipe. No lock is
 ever taken inside a signal handler (an ``Event.set`` there can deadlock against the main thread).
@@ -41,9 +45,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from streamdash.core import metrics_export
 from streamdash.core.probe import WorkerProbe
 from streamdash.core.serving import APPLICATION, daphne_fd_command
 
@@ -125,6 +130,8 @@ class Supervisor:
         on_stop: Callable[[], None] = lambda: None,
         probe: WorkerProbe | None = None,
         start_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        on_exit: Callable[[int], None] = lambda pid: None,
         stable_seconds: float = 10.0,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -145,6 +152,8 @@ class Supervisor:
         self.log = log
         self.pass_fds = tuple(pass_fds)
         self.on_stop = on_stop
+        self.env = env
+        self.on_exit = on_exit
         self.stable_seconds = stable_seconds
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -175,6 +184,7 @@ class Supervisor:
         slot.process = subprocess.Popen(
             self.command(slot.number),
             pass_fds=self.pass_fds,
+            env=self.env,
             process_group=0,
             preexec_fn=_die_with_parent(os.getpid()),
         )
@@ -229,6 +239,7 @@ class Supervisor:
             f"worker {slot.number} (pid {slot.process.pid}) exited with {_describe(returncode)} "
             f"after {lived:.1f} s; restarting in {delay:.1f} s"
         )
+        self.on_exit(slot.process.pid)
         slot.process = None
         slot.restart_at = now + delay
 
@@ -300,7 +311,7 @@ def serve(
     sock = listen(host, port)
     probe = WorkerProbe()
     try:
-        with sock:
+        with sock, metrics_export.multiprocess_dir() as env:
             log(f"serving {application} on {host}:{port} with {workers} daphne workers")
             supervisor = Supervisor(
                 lambda number: daphne_fd_command(
@@ -311,6 +322,8 @@ def serve(
                 pass_fds=[sock.fileno()],
                 on_stop=sock.close,
                 probe=probe,
+                env=env,
+                on_exit=lambda pid: metrics_export.process_dead(pid, env),
                 grace=grace,
             )
             supervisor.run()

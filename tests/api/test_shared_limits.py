@@ -115,9 +115,9 @@ async def test_shared_limits_redis_away_falls_back_then_rejoins(
     assert await ratelimit.awrite_limited("POST", key) is None
     assert await ratelimit.awrite_limited("POST", key) is None
     assert isinstance(await ratelimit.awrite_limited("POST", key), RateLimited)
-    release = await ratelimit.live_reads.aacquire(key)
+    release = await ratelimit.live_reads.aacquire(key, "sse")
     with pytest.raises(RateLimited):
-        await ratelimit.live_reads.aacquire(key)
+        await ratelimit.live_reads.aacquire(key, "sse")
     release()
     assert time.monotonic() - began < HANG
     warnings = [r.getMessage() for r in caplog.records]
@@ -131,7 +131,7 @@ async def test_shared_limits_redis_away_falls_back_then_rejoins(
     assert await ratelimit.awrite_limited("POST", key) is None
     assert isinstance(await ratelimit.awrite_limited("POST", key), RateLimited)
     assert limits.held() == 0
-    held = await ratelimit.live_reads.aacquire(key)
+    held = await ratelimit.live_reads.aacquire(key, "sse")
     assert limits.held() == 1
     held()
     assert [r.getMessage() for r in caplog.records][1].startswith("Redis is back")

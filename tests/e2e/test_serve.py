@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from apps.bench.proc import connection_holder
 from tests.server import ROOT, Server, free_port
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.e2e
 
 Connection = http.client.HTTPConnection
 JSON = {"Content-Type": "application/json"}
+METRICS_TOKEN = "serve-metrics-token"
 
 
 def _children(parent: int) -> set[int]:
@@ -103,6 +105,7 @@ def served(server_db: str, redis_url: str) -> Iterator[Served]:
         "REDIS_URL": redis_url,
         "STREAMDASH_TAIL_CHECK_SECONDS": "60",
         "STREAMDASH_PUBLIC_DS": "1",
+        "STREAMDASH_METRICS_TOKEN": METRICS_TOKEN,
     }
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False) as log:
@@ -211,6 +214,50 @@ def test_serve_two_workers_share_a_socket_restart_and_stop(served: Served):
     for number in (1, 2):
         assert re.search(rf"worker {number} up \(pid \d+\) after [\d.]+ s", log), log
         assert re.search(rf"worker {number} ready \(pid \d+\)", log), log
+
+
+def _scrape(connection: Connection) -> dict[str, float]:
+    """Unlabelled samples and the SSE reader gauge, from the worker holding ``connection``."""
+    connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    response = connection.getresponse()
+    text = response.read().decode()
+    assert response.status == 200, text
+    return {
+        sample.name + ("{sse}" if sample.labels.get("kind") == "sse" else ""): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels or sample.labels.get("kind") == "sse"
+    }
+
+
+def test_serve_metrics_sum_both_workers_and_forget_a_dead_ones_readers(served: Served):
+    path = f"/ds/v1/stream/metrics-{uuid.uuid4().hex[:8]}"
+    assert httpx.put(f"http://127.0.0.1:{served.port}{path}", headers=JSON).status_code == 201
+    by_worker = _connections_on_both(served, path)
+    (_, on_a), (pid_b, on_b) = by_worker.items()
+    for n in range(3):
+        _append(on_a[0], path, json.dumps([n]).encode())
+    for n in range(2):
+        _append(on_b[0], path, json.dumps([n]).encode())
+    assert _sse_chunks(on_b[1], path, 5) == [0, 1, 2, 0, 1]  # a live reader on worker b
+
+    # Whichever worker answers the scrape, it counts both workers' appends and readers.
+    for connection in (on_a[0], on_b[0]):
+        figures = _scrape(connection)
+        assert figures["streamdash_append_requests_total"] == 5
+        assert figures["streamdash_append_chunks_total"] == 5
+        assert figures["streamdash_live_readers{sse}"] == 1
+
+    # A worker killed with its reader: the supervisor marks it dead, its reader is no longer
+    # counted, its appends still are.
+    before = served.workers()
+    os.kill(pid_b, signal.SIGKILL)
+    _until("a restarted worker", lambda: len(served.workers() - before) == 1)
+    figures = _scrape(on_a[0])
+    assert figures["streamdash_live_readers{sse}"] == 0
+    assert figures["streamdash_append_requests_total"] == 5
+    for connection in (*on_a, *on_b):
+        connection.close()
 
 
 def test_serve_refuses_workers_without_redis(server_db: str):

@@ -1,0 +1,109 @@
+"""Rendering the metrics of ``streamdash.core.metrics`` for Prometheus, and counting responses.
+
+- :func:`exposition`: the text format, summed over every worker of ``serve --workers N`` when
+  ``PROMETHEUS_MULTIPROC_DIR`` is set (prometheus-client's multiprocess collector reads each
+  worker's files), else this process's registry.
+- :func:`multiprocess_dir` / :func:`process_dead`: the supervisor's side of multiprocess mode.
+- :class:`ResponseMetrics`: an ASGI wrapper counting every HTTP response by status and, for
+  errors in the JSON error shape (PROTOCOL.md §4), by code. The code is read from the body of
+  error responses only, so a successful response costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+
+from streamdash.core import metrics
+
+__all__ = ["CONTENT_TYPE", "ResponseMetrics", "exposition", "multiprocess_dir", "process_dead"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition() -> bytes:
+    path = os.environ.get(_ENV)
+    if not path:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    # prometheus_client.multiprocess has no annotations.
+    multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+@contextlib.contextmanager
+def multiprocess_dir() -> Iterator[dict[str, str]]:
+    """A fresh directory for the workers' metric files, as the environment to start them with;
+    removed afterwards (counters start from zero with the server, as in one process)."""
+    path = tempfile.mkdtemp(prefix="streamdash-metrics-")
+    try:
+        yield {**os.environ, _ENV: path}
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def process_dead(pid: int, env: Mapping[str, str]) -> None:
+    """Drop a dead worker's live gauges (its readers are gone); its counters stay summed."""
+    path = env.get(_ENV)
+    if path:
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+Message = MutableMapping[str, Any]
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        error = json.loads(body)["error"]
+        return str(error["code"])[:64] if isinstance(error, dict) else ""
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+class ResponseMetrics:
+    """``ResponseMetrics(app)``: ``streamdash_responses_total{status,code}`` for HTTP."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not metrics.enabled():
+            await self.app(scope, receive, send)
+            return
+        status = 0
+        is_json = False
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, is_json
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = int(message["status"])
+                if status < 400:
+                    metrics.response(status, "")
+                else:
+                    is_json = any(
+                        name.lower() == b"content-type" and value.startswith(b"application/json")
+                        for name, value in message.get("headers", ())
+                    )
+                    if not is_json:
+                        metrics.response(status, "")
+            elif kind == "http.response.body" and status >= 400 and is_json:
+                is_json = False  # counted once, from the first part of the body
+                metrics.response(status, _error_code(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
