@@ -382,9 +382,11 @@ def test_throttle_batches_parts_without_losing_any(blank, writer, browser_server
     assert log["values"] == list(range(5 * appends))
     calls = log["calls"]
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(calls)]
-    # At most one delivery per 250 ms (the close flushes at once, so the last gap may be less).
+    # At most one delivery per 250 ms (the close flushes at once, so the last gap may be less),
+    # so parts arriving faster than that are batched: fewer calls than appends, however slow
+    # a loaded machine makes the writer (the count of calls follows its pace, not the test's).
     assert all(gap >= 240 for gap in gaps[:-1]), gaps
-    assert len(calls) < appends / 3
+    assert len(calls) < appends
     _record(
         "throttle_250ms",
         {
@@ -425,13 +427,14 @@ def test_text_stream_is_read_as_text_without_a_format_option(blank, writer, brow
 
 def test_expired_token_ends_the_read_with_a_clear_error(blank, writer, browser_server):
     run_id = new_run(writer, task_id="browser.clients")
-    token = _token(writer, run_id, ttl=2)
     append(writer, run_id, [{"n": 0}, {"n": 1}])
     page = blank(browser_server.url)
     url = f"/api/v1/runs/{run_id}/streams/ai"
+    # Minted once the page is up, with room for a loaded machine to connect before it expires.
+    token = _token(writer, run_id, ttl=5)
     began = time.monotonic()
     page.evaluate(START_READER, [MODULE, url, {"token": token}])
-    _wait_until(page, "window.__log.error !== null", 10)
+    _wait_until(page, "window.__log.error !== null", 20)
     log = page.evaluate("window.__log")
     assert log["values"] == [0, 1]
     assert log["error"]["status"] == 401
