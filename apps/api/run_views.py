@@ -78,12 +78,16 @@ def runs(request: HttpRequest) -> JsonResponse:
     task_id = body.get("task_id")
     if not isinstance(task_id, str):
         raise BadRequest("task_id is required and must be a string.", field="task_id")
+    parent_id = body.get("parent_id")
+    if parent_id is not None and not isinstance(parent_id, str):
+        raise BadRequest("parent_id must be a run id.", field="parent_id")
     run = services.run_create(
         project=principal.project,
         task_id=task_id,
         payload=body.get("payload"),
         metadata=_optional_dict(body, "metadata"),
         tags=_optional_list(body, "tags"),
+        parent_id=parent_id,
     )
     result = run_dict(run)
     if body.get("read_token"):

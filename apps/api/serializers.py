@@ -23,6 +23,8 @@ def run_dict(run: Run) -> dict[str, Any]:
         "error": run.error,
         "metadata": run.metadata,
         "tags": run.tags,
+        "parent_id": run.parent_id or None,
+        "root_id": run.root_id or None,
         "created_at": _iso(run.created_at),
         "updated_at": _iso(run.updated_at),
         "started_at": _iso(run.started_at),

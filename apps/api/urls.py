@@ -17,6 +17,7 @@ urlpatterns = [
     path("ds/v1/stream/<path:name>", live_views.standalone_stream, name="ds-stream"),
     path("api/v1/runs", run_views.runs, name="api-runs"),
     path("api/v1/runs/claim", worker_views.claim, name="api-runs-claim"),
+    path("api/v1/runs/statuses", worker_views.statuses, name="api-runs-statuses"),
     path("api/v1/runs/<str:run_id>", run_views.run_detail, name="api-run"),
     path("api/v1/runs/<str:run_id>/streams", run_views.run_streams, name="api-run-streams"),
     path(

@@ -1,16 +1,19 @@
-"""``POST /api/v1/runs/claim``: a worker takes the oldest queued run of its tasks (200 with the
-run, now executing) or learns there is none (204). Safe with many workers: see ``run_claim``."""
+"""The worker's routes. ``POST /api/v1/runs/claim``: a worker takes the oldest queued run of
+its tasks (200 with the run, now executing) or learns there is none (204). Safe with many
+workers: see ``run_claim``. ``GET /api/v1/runs/statuses?ids=a,b``: the statuses of the runs a
+worker executes, asked on its heartbeat so that it stops the canceled ones."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from apps.api.errors import api_errors
 from apps.api.jsonbody import read_json_object
 from apps.api.serializers import run_dict
 from apps.projects.access import authenticate
+from apps.runs.selectors import run_statuses
 from apps.runs.services import run_claim
 from streamdash.core.errors import BadRequest
 
@@ -39,3 +42,14 @@ def claim(request: HttpRequest) -> HttpResponse:
     if run is None:
         return HttpResponse(status=204)
     return JsonResponse(run_dict(run))
+
+
+@api_errors
+@require_GET
+def statuses(request: HttpRequest) -> JsonResponse:
+    principal = authenticate(request)
+    principal.require("read")
+    ids = [run_id for run_id in request.GET.get("ids", "").split(",") if run_id]
+    if len(ids) > _TASKS_MAX:
+        raise BadRequest(f"ids may name at most {_TASKS_MAX} runs.", field="ids")
+    return JsonResponse({"statuses": run_statuses(project=principal.project, run_ids=ids)})

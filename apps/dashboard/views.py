@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from apps.dashboard import charts, chunks, feeds, selectors
+from apps.runs.selectors import run_family
 from apps.streams import threads
 from apps.streams.export import chunks_export
 from apps.streams.models import Stream
@@ -93,6 +94,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     context = {
         "run": run,
         "stream_views": [feeds.StreamStat.of(s).view(0.0) for s in streams],
+        "family": run_family(run=run),
         "nav": "runs",
     }
     return render(request, "dashboard/run.html", context)

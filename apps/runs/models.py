@@ -24,6 +24,11 @@ class Run(models.Model):
     waiting_for = models.CharField(
         max_length=200, blank=True, default="", help_text="The input the task is waiting for."
     )
+    # The run that triggered this one, and the top of that tree ("" for a run triggered from
+    # outside any run). Ids rather than foreign keys: they still say where a run came from
+    # after retention has removed its parent.
+    parent_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
+    root_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
 
     class Meta:
         indexes = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Count, Max, QuerySet
@@ -84,3 +85,30 @@ def run_stamps(run_ids: Sequence[str]) -> dict[str, RunStamp]:
 
 def run_exists(*, project: Project, run_id: str) -> bool:
     return is_run_id(run_id) and Run.objects.filter(project=project, pk=run_id).exists()
+
+
+def run_statuses(*, project: Project, run_ids: Sequence[str]) -> dict[str, str]:
+    """The status of each of these runs of the project (runs that do not exist are left out):
+    what a worker asks on its heartbeat, to stop the runs that were canceled."""
+    ids = [run_id for run_id in run_ids if is_run_id(run_id)]
+    rows = Run.objects.filter(project=project, pk__in=ids).values_list("pk", "status")
+    return dict(rows)
+
+
+_FAMILY_MAX = 100
+
+
+@dataclass(frozen=True)
+class RunFamily:
+    """The runs related to one run: its parent and root while they are stored (retention may
+    have removed them; the run still names them), and its first children, oldest first."""
+
+    parent: Run | None
+    root: Run | None
+    children: list[Run]
+
+
+def run_family(*, run: Run) -> RunFamily:
+    above = {r.pk: r for r in Run.objects.filter(pk__in=[run.parent_id, run.root_id])}
+    children = list(Run.objects.filter(parent_id=run.pk).order_by("id")[:_FAMILY_MAX])
+    return RunFamily(above.get(run.parent_id), above.get(run.root_id), children)

@@ -43,12 +43,16 @@ def run_create(
     payload: Any = None,
     metadata: dict[str, Any] | None = None,
     tags: list[str] | None = None,
+    parent_id: str | None = None,
 ) -> Run:
+    """A queued run. ``parent_id``: the run that triggers this one (of the same project); the
+    new run's root is the parent's root, or the parent itself."""
     if not task_id or len(task_id) > 200:
         raise BadRequest("task_id is required (1–200 characters).", field="task_id")
     check_text(task_id, name="task_id", field="task_id")
     for name, value in (("payload", payload), ("metadata", metadata), ("tags", tags)):
         check_json(value, name=name, field=name)
+    parent = _parent(project, parent_id) if parent_id is not None else None
     with transaction.atomic():
         run = Run.objects.create(
             id=new_run_id(),
@@ -57,9 +61,22 @@ def run_create(
             payload=payload,
             metadata=metadata or {},
             tags=tags or [],
+            parent_id=parent.id if parent else "",
+            root_id=(parent.root_id or parent.id) if parent else "",
         )
         transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
     return run
+
+
+def _parent(project: Project, parent_id: str) -> Run:
+    parent = (
+        Run.objects.filter(project=project, pk=parent_id).first() if is_run_id(parent_id) else None
+    )
+    if parent is None:
+        raise BadRequest(
+            f"parent_id {parent_id!r} is not a run of this project.", field="parent_id"
+        )
+    return parent
 
 
 def _not_found(run_id: str) -> NotFound:

@@ -439,6 +439,7 @@ def test_stream_content_type_must_be_printable_ascii(client, url, content_type):
         ("get", "/api/v1/tokens", "POST"),
         ("delete", "/api/v1/definitions/ai", "GET, PUT"),
         ("get", "/api/v1/runs/claim", "POST"),
+        ("post", "/api/v1/runs/statuses", "GET"),
     ],
 )
 def test_a_method_a_route_does_not_take_is_a_json_405(client, run_id, method, path, allow):

@@ -101,6 +101,7 @@ JSON_ROUTES = {
             "metadata": objects,
             "tags": st.lists(text, max_size=3),
             "read_token": st.booleans(),
+            "parent_id": st.one_of(text, json_value),
         },
     ),
     ("PATCH", "/api/v1/runs/{run}"): st.fixed_dictionaries(

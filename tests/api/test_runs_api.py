@@ -144,3 +144,35 @@ def test_retention_policy_of_the_task_sets_expiry(api: Client, project):
             body["expires_at"]
         ) - dt.datetime.fromisoformat(body["finished_at"])
     assert expiry == {"short": dt.timedelta(days=3), "other": dt.timedelta(days=28)}
+
+
+def test_create_with_parent_records_parent_and_root(api: Client, project):
+    root = run_create(project=project, task_id="root")
+    assert api.get(f"/api/v1/runs/{root.id}").json()["parent_id"] is None
+
+    def create(parent_id: object) -> dict[str, object]:
+        body = {"task_id": "child", "parent_id": parent_id}
+        return api.post("/api/v1/runs", body, content_type="application/json").json()
+
+    child = create(root.id)
+    grandchild = create(child["id"])
+    assert (child["parent_id"], child["root_id"]) == (root.id, root.id)
+    assert (grandchild["parent_id"], grandchild["root_id"]) == (child["id"], root.id)
+    other = run_create(project=make_project()[0], task_id="theirs")
+    for bad in (other.id, "run_missing", 5):
+        error = create(bad)["error"]
+        assert (error["code"], error["field"]) == ("bad_request", "parent_id")
+
+
+def test_statuses_of_many_runs_at_once(api: Client, project):
+    queued = run_create(project=project, task_id="a")
+    canceled = run_create(project=project, task_id="b")
+    api.patch(
+        f"/api/v1/runs/{canceled.id}", {"status": "canceled"}, content_type="application/json"
+    )
+    theirs = run_create(project=make_project()[0], task_id="c")
+    ids = ",".join([queued.id, canceled.id, theirs.id, "run_missing", "junk"])
+    response = api.get("/api/v1/runs/statuses", {"ids": ids})
+    assert response.json() == {"statuses": {queued.id: "queued", canceled.id: "canceled"}}
+    too_many = ",".join([queued.id] * 501)
+    assert api.get("/api/v1/runs/statuses", {"ids": too_many}).status_code == 400

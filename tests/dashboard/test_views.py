@@ -8,7 +8,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 
-from apps.runs.services import run_update
+from apps.runs.models import Run
+from apps.runs.services import run_create, run_update
 from tests.factories import make_run, make_stream
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +115,26 @@ def test_run_detail_shows_everything(dash: Client, project):
         else:
             assert text in html
     assert dash.get("/runs/run_missing/").status_code == 404
+
+
+def test_run_detail_links_parent_root_and_children(dash: Client, project):
+    root = make_run(project, "root-task")
+    parent = run_create(project=project, task_id="parent-task", parent_id=root.id)
+    child = run_create(project=project, task_id="child-task", parent_id=parent.id)
+    assert (child.parent_id, child.root_id) == (parent.id, root.id)
+    html = dash.get(f"/runs/{parent.id}/").content.decode()
+    for related in (root, child):  # the parent's parent is its root: shown once, as parent
+        assert f'href="/runs/{related.id}/"' in html
+    assert "Root</dt>" not in html
+    assert "Children</dt>" in html
+    html = dash.get(f"/runs/{child.id}/").content.decode()
+    assert f'href="/runs/{root.id}/"' in html
+    assert f'href="/runs/{parent.id}/"' in html
+    Run.objects.filter(pk=root.id).delete()  # retention removed it: named, no longer linked
+    html = dash.get(f"/runs/{child.id}/").content.decode()
+    assert root.id in html
+    assert f'href="/runs/{root.id}/"' not in html
+    assert "Related runs" not in dash.get(f"/runs/{make_run(project).id}/").content.decode()
 
 
 def test_history_pages_jump_and_last(dash: Client, project):
