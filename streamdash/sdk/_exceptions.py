@@ -19,7 +19,8 @@ StreamdashError
 │   ├── RateLimitError          429 (retried, honouring Retry-After)
 │   └── InternalServerError     5xx (retried)
 ├── DeliveryError               a writer gave up: .acknowledged chunks are stored, the rest not
-└── ChunkValidationError        a chunk does not match the stream's chunk type
+├── ChunkValidationError        a chunk does not match the stream's chunk type
+└── PipeStreamError             pipe.stream was iterated after chunks had gone by (no history)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PipeStreamError",
     "ProducerSeqGapError",
     "RateLimitError",
     "RunFinishedError",
@@ -161,6 +163,10 @@ class ChunkValidationError(StreamdashError):
         super().__init__(message)
         self.stream = stream
         self.index = index
+
+
+class PipeStreamError(StreamdashError):
+    """A pipe keeps no history: its local ``stream`` gets the chunks piped after it started."""
 
 
 _BY_CODE: dict[str, type[APIError]] = {

@@ -133,8 +133,21 @@ class AsyncStreamWriter:
         try:
             await self.flush()
         finally:
-            if self._task is not None:
-                self._task.cancel()
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop sending at once: what is not acknowledged yet is dropped."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def close_stream(self) -> None:
+        """Deliver what was submitted, then close the stream (creating it first if nothing
+        was ever written, so that its readers end too)."""
+        if self._task is None:
+            for request in _setup(self.client.registered, self.register, self.state):
+                await self.client.request(request)
+        await self.flush()
+        await self.client.request(self.state.close_request())
 
     async def _changed(self) -> None:
         await self._progress.wait()
