@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--tasks", action="append", required=True, help="module defining tasks")
     worker.add_argument("--concurrency", type=int, default=4)
     worker.add_argument("--poll-interval", type=float, default=0.5)
+    worker.add_argument(
+        "--heartbeat", type=float, default=1.0, help="seconds between checks for canceled runs"
+    )
     worker.add_argument("--max-runs", type=int, default=None, help="exit after this many runs")
     worker.add_argument(
         "--idle-exit", type=float, default=None, help="exit after this many idle seconds"
@@ -34,7 +37,9 @@ async def _work(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    worker = Worker(concurrency=args.concurrency, poll_interval=args.poll_interval)
+    worker = Worker(
+        concurrency=args.concurrency, poll_interval=args.poll_interval, heartbeat=args.heartbeat
+    )
     await worker.run(max_runs=args.max_runs, idle_timeout=args.idle_exit, stop=stop)
     return 1 if worker.failed and not worker.completed else 0
 

@@ -239,32 +239,8 @@ class Pipe(Generic[T]):
         close_on_cancel: bool,
     ) -> int:
         writer = self.writer
-        last = 0
-        items = aiterate(source)
         try:
-            try:
-                self._reading = True
-                async for item in items:
-                    if self._stop_requested:
-                        break
-                    self._read += 1
-                    data = encode(item)
-                    await self._hand_out(item)
-                    await writer.reserve()
-                    last = writer.submit(data)
-                    self.count += 1
-            except asyncio.CancelledError:
-                if not self._stop_requested:
-                    raise  # cancelled from outside (the run was canceled): drop everything
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            except Exception as exc:
-                self._error = exc
-                raise
-            finally:
-                self._reading = False
-                self.cancelled = self._stop_requested
-                await items.aclose()
-                self._end()
+            last = await self._pump(source, encode)
             await writer.wait_acked(last)
             if self.cancelled and close_on_cancel:
                 await writer.close_stream()
@@ -275,6 +251,43 @@ class Pipe(Generic[T]):
             if owned:
                 writer.abort()
             raise
+
+    async def _pump(
+        self, source: Iterable[T] | AsyncIterable[T], encode: Callable[[T], bytes]
+    ) -> int:
+        """Read the source into the writer and the local readers until it ends or the pipe is
+        stopped; returns the number of the last chunk submitted."""
+        writer = self.writer
+        last = 0
+        held: bytes | None = None  # read, not yet submitted
+        items = aiterate(source)
+        self._reading = True
+        try:
+            async for item in items:
+                if self._stop_requested:
+                    break
+                self._read += 1
+                held = encode(item)
+                await self._hand_out(item)
+                await writer.reserve()
+                last, held = writer.submit(held), None
+                self.count += 1
+        except asyncio.CancelledError:
+            if not self._stop_requested:
+                raise  # cancelled from outside (the run was canceled): drop everything
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            if held is not None:  # local readers may have it: the stream gets it too
+                last = writer.submit(held)
+                self.count += 1
+        except Exception as exc:
+            self._error = exc
+            raise
+        finally:
+            self._reading = False
+            self.cancelled = self._stop_requested
+            await items.aclose()
+            self._end()
+        return last
 
     async def _hand_out(self, item: T) -> None:
         """Give ``item`` to every local reader, waiting while one's buffer is full."""

@@ -35,6 +35,8 @@ class Run(pydantic.BaseModel):
     error: Any = None
     metadata: dict[str, Any] = {}
     tags: list[str] = []
+    parent_id: str | None = None  # the run that triggered this one
+    root_id: str | None = None  # the top of the tree (None for a run with no parent)
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -126,9 +128,16 @@ class Runs:
         return Run.model_validate(client.json(json_request("GET", _run_path(run_id))))
 
     async def cancel(self, run_id: str, *, client: AsyncClient | None = None) -> Run:
+        """Cancel the run: its streams close, and the worker executing it stops the task and
+        its pipes (within its ``heartbeat``, a second by default)."""
         client = client or default_async_client()
         body = {"status": "canceled"}
         return Run.model_validate(await client.json(json_request("PATCH", _run_path(run_id), body)))
+
+    def cancel_sync(self, run_id: str, *, client: Client | None = None) -> Run:
+        client = client or default_client()
+        body = {"status": "canceled"}
+        return Run.model_validate(client.json(json_request("PATCH", _run_path(run_id), body)))
 
     def subscribe(
         self, run_id: str, *, client: AsyncClient | None = None, on_retry: OnRetry | None = None

@@ -12,11 +12,11 @@ from urllib.parse import quote
 import pydantic
 
 from streamdash.sdk._client import AsyncClient, Client
-from streamdash.sdk._context import current_run
+from streamdash.sdk._context import current_run, resolve_target
 from streamdash.sdk._core import ReadPlan, Request, fork_request, json_request
 from streamdash.sdk._defaults import default_async_client, default_client
 from streamdash.sdk._exceptions import ChunkValidationError, ConfigurationError
-from streamdash.sdk._pipe import Pipe
+from streamdash.sdk._pipe import DEFAULT_PIPE_BUFFER, Cancel, Pipe
 from streamdash.sdk._retry import OnRetry
 from streamdash.sdk._writer import AsyncStreamWriter, StreamWriter, WriterOptions
 
@@ -110,7 +110,11 @@ class StreamDefinition(Generic[T]):
             client.registered.add(self.id)
 
     # -- writing --------------------------------------------------------------------------
-    def _run_id(self, run_id: str | None) -> str:
+    def _run_id(self, run_id: str | None, target: str | None = None) -> str:
+        if target is not None:
+            if run_id is not None:
+                raise ConfigurationError("Pass run_id= or target=, not both.")
+            return resolve_target(target)
         if run_id is not None:
             return run_id
         context = current_run()
@@ -148,11 +152,16 @@ class StreamDefinition(Generic[T]):
         return self._definition_request() if self.register_on_write else None
 
     async def append(
-        self, chunk: T, *, run_id: str | None = None, client: AsyncClient | None = None
+        self,
+        chunk: T,
+        *,
+        run_id: str | None = None,
+        client: AsyncClient | None = None,
+        target: str | None = None,
     ) -> None:
-        """Append one chunk; returns once it is durably stored."""
+        """Append one chunk; returns once it is durably stored. ``target``: see ``pipe``."""
         data = self.encode(chunk)
-        writer, owned = self._writer(run_id, client)
+        writer, owned = self._writer(self._run_id(run_id, target), client)
         try:
             await writer.write(data)
         finally:
@@ -166,21 +175,43 @@ class StreamDefinition(Generic[T]):
         run_id: str | None = None,
         client: AsyncClient | None = None,
         options: WriterOptions | None = None,
+        target: str | None = None,
+        cancel: Cancel | None = None,
+        close_on_cancel: bool = False,
+        buffer: int = DEFAULT_PIPE_BUFFER,
     ) -> Pipe[T]:
         """Start piping ``source`` into the stream; returns at once. Await the result's
-        ``wait_until_complete()``; iterate its ``stream`` to see the same chunks locally."""
+        ``wait_until_complete()``; iterate its ``stream`` to see the same chunks locally.
+
+        ``target`` writes to another run's stream: "parent", "root" (inside a task) or a run
+        id. ``cancel`` (an ``asyncio.Event`` or ``threading.Event``) stops the pipe: the
+        source is closed, what was read is delivered, and the stream stays open unless
+        ``close_on_cancel``. ``buffer``: chunks a local reader may fall behind."""
         context = current_run()
-        self._run_id(run_id)  # fail here, not in the background, when there is no run
+        run_id = self._run_id(run_id, target)  # fails here, not in the background
         writer, owned = self._writer(run_id, client, options)
-        pipe = Pipe(source, writer, self.encode, owned=owned)
-        if context is not None and run_id in (None, context.run_id):
-            context.pipes.append(pipe.task)
+        pipe = Pipe(
+            source,
+            writer,
+            self.encode,
+            owned=owned,
+            cancel=cancel,
+            close_on_cancel=close_on_cancel,
+            buffer=buffer,
+        )
+        if context is not None:
+            context.pipes.append(pipe)
         return pipe
 
     def append_sync(
-        self, chunk: T, *, run_id: str | None = None, client: Client | None = None
+        self,
+        chunk: T,
+        *,
+        run_id: str | None = None,
+        client: Client | None = None,
+        target: str | None = None,
     ) -> None:
-        self.pipe_sync([chunk], run_id=run_id, client=client)
+        self.pipe_sync([chunk], run_id=run_id, client=client, target=target)
 
     def pipe_sync(
         self,
@@ -189,20 +220,34 @@ class StreamDefinition(Generic[T]):
         run_id: str | None = None,
         client: Client | None = None,
         options: WriterOptions | None = None,
+        target: str | None = None,
+        cancel: threading.Event | None = None,
+        close_on_cancel: bool = False,
     ) -> int:
         """Pipe ``source`` into the stream from this thread; returns how many chunks were
-        written once all are durably stored."""
+        written once all are durably stored. ``cancel`` is checked between chunks: once set,
+        the source is closed and what was read is delivered (see ``pipe``)."""
         client = client or default_client()
         writer = StreamWriter(
-            client, self._run_id(run_id), self.id, options, register=self._registration()
+            client, self._run_id(run_id, target), self.id, options, register=self._registration()
         )
         count = 0
+        items = iter(source)
         try:
-            for item in source:
+            for item in items:
+                if cancel is not None and cancel.is_set():
+                    break
                 writer.submit(self.encode(item))
                 count += 1
         finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
             writer.close()
+        if cancel is not None and cancel.is_set() and close_on_cancel:
+            if not writer.submitted:  # never created: create it, so that readers end too
+                client.request(writer.state.create_request())
+            client.request(writer.state.close_request())
         return count
 
     async def close(self, *, run_id: str | None = None, client: AsyncClient | None = None) -> None:
@@ -386,13 +431,23 @@ class Streams:
         *,
         key: str = DEFAULT_STREAM,
         run_id: str | None = None,
+        target: str | None = None,
+        cancel: Cancel | None = None,
+        close_on_cancel: bool = False,
     ) -> Pipe[Any]:
-        return _untyped(key).pipe(source, run_id=run_id)
+        return _untyped(key).pipe(
+            source, run_id=run_id, target=target, cancel=cancel, close_on_cancel=close_on_cancel
+        )
 
     async def append(
-        self, chunk: Any, *, key: str = DEFAULT_STREAM, run_id: str | None = None
+        self,
+        chunk: Any,
+        *,
+        key: str = DEFAULT_STREAM,
+        run_id: str | None = None,
+        target: str | None = None,
     ) -> None:
-        await _untyped(key).append(chunk, run_id=run_id)
+        await _untyped(key).append(chunk, run_id=run_id, target=target)
 
     def read(
         self,

@@ -1,6 +1,8 @@
 """``@task``: a function that runs as a run, with the bookkeeping shared by the worker and
 ``run_local``: status executing → completed (with output) or failed (with error), after the
-run's pipes have finished (bounded by ``pipe_timeout``)."""
+run's pipes have finished. The wait is bounded by ``pipe_timeout``, past which the run
+completes anyway (the v1 seed's rule, see ``RunContext.finish``); cancelled, the task stops
+its pipes and the run is canceled."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pydantic
 from pydantic_core import to_jsonable_python
 
 from streamdash.sdk._client import AsyncClient, Client
-from streamdash.sdk._context import RunContext, enter, leave
+from streamdash.sdk._context import RunContext, current_run, enter, leave
 from streamdash.sdk._core import json_request
 from streamdash.sdk._defaults import default_async_client, default_client
 from streamdash.sdk._exceptions import ConflictError, StreamdashError
@@ -66,6 +68,11 @@ def _payload_type(fn: Callable[..., Any]) -> Any:
         return Any
 
 
+def _current_run_id() -> str | None:
+    context = current_run()
+    return context.run_id if context is not None else None
+
+
 def _error(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
@@ -91,7 +98,12 @@ class Task(Generic[P, R]):
         return f"Task({self.id!r})"
 
     def _create_request(
-        self, payload: Any, tags: list[str] | None, metadata: dict[str, Any] | None, token: bool
+        self,
+        payload: Any,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        token: bool,
+        parent_id: str | None = None,
     ) -> Any:
         body = {
             "task_id": self.id,
@@ -100,6 +112,9 @@ class Task(Generic[P, R]):
             "metadata": metadata or {},
             "read_token": token,
         }
+        parent_id = parent_id or _current_run_id()
+        if parent_id is not None:
+            body["parent_id"] = parent_id
         return json_request("POST", "/api/v1/runs", body)
 
     async def trigger(
@@ -109,11 +124,14 @@ class Task(Generic[P, R]):
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         read_token: bool = True,
+        parent_id: str | None = None,
         client: AsyncClient | None = None,
     ) -> RunHandle:
-        """Queue a run of this task; a worker picks it up. Returns at once."""
+        """Queue a run of this task; a worker picks it up. Returns at once. Triggered inside
+        a task, the new run's parent is the task's run (unless ``parent_id`` says otherwise)."""
         client = client or default_async_client()
-        run = await client.json(self._create_request(payload, tags, metadata, read_token))
+        request = self._create_request(payload, tags, metadata, read_token, parent_id)
+        run = await client.json(request)
         return RunHandle(run["id"], self.id, run.get("read_token"))
 
     def trigger_sync(
@@ -123,10 +141,11 @@ class Task(Generic[P, R]):
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         read_token: bool = True,
+        parent_id: str | None = None,
         client: Client | None = None,
     ) -> RunHandle:
         client = client or default_client()
-        run = client.json(self._create_request(payload, tags, metadata, read_token))
+        run = client.json(self._create_request(payload, tags, metadata, read_token, parent_id))
         return RunHandle(run["id"], self.id, run.get("read_token"))
 
     async def run_local(
@@ -136,15 +155,36 @@ class Task(Generic[P, R]):
         client = client or default_async_client()
         run = await client.json(self._create_request(payload, None, None, False))
         await client.request(json_request("PATCH", _run_path(run["id"]), {"status": "executing"}))
-        return await self.execute(run["id"], run.get("payload"), client=client)
+        return await self.execute(
+            run["id"],
+            run.get("payload"),
+            client=client,
+            parent_id=run.get("parent_id"),
+            root_id=run.get("root_id"),
+        )
 
-    async def execute(self, run_id: str, payload: Any, *, client: AsyncClient) -> RunResult[R]:
-        """Run a claimed (executing) run to its final status. Re-raises the task's error."""
-        context = RunContext(run_id, client, task_id=self.id)
+    async def execute(
+        self,
+        run_id: str,
+        payload: Any,
+        *,
+        client: AsyncClient,
+        parent_id: str | None = None,
+        root_id: str | None = None,
+    ) -> RunResult[R]:
+        """Run a claimed (executing) run to its final status. Re-raises the task's error.
+        Cancelled (the worker does this when the run is canceled), it stops the run's pipes,
+        marks the run canceled if it is not final yet, and re-raises ``CancelledError``."""
+        context = RunContext(
+            run_id, client, task_id=self.id, parent_id=parent_id, root_id=root_id
+        )
         token = enter(context)
         try:
             result = await self._call(payload)
             await context.finish(self.pipe_timeout)
+        except asyncio.CancelledError:
+            await _cancel(context)
+            raise
         except BaseException as exc:
             await self._fail(context, exc)
             raise
@@ -178,6 +218,18 @@ class Task(Generic[P, R]):
             )
         except StreamdashError:
             logger.exception("could not mark run %s failed", context.run_id)
+
+
+async def _cancel(context: RunContext) -> None:
+    context.canceled.set()
+    await context.stop()
+    try:
+        body = {"status": "canceled"}
+        await context.client.request(json_request("PATCH", _run_path(context.run_id), body))
+    except ConflictError:
+        pass  # already final: canceled by whoever cancelled this task, most likely
+    except StreamdashError:
+        logger.exception("could not mark run %s canceled", context.run_id)
 
 
 async def _finish(client: AsyncClient, run_id: str, body: dict[str, Any]) -> None:

@@ -4,10 +4,13 @@ subscription with streams, public tokens and the v1 metadata.stream."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,6 +20,7 @@ from streamdash.sdk import (
     RunPart,
     StreamPart,
     Worker,
+    WriterOptions,
     auth,
     runs,
     streams,
@@ -141,3 +145,38 @@ def test_trigger_returns_a_read_token_for_the_run(sdk_server: object) -> None:
         runs_cancel.request(
             json_request("PATCH", f"/api/v1/runs/{handle.id}", {"status": "canceled"})
         )
+
+
+async def test_v1_pipes_past_the_timeout_complete_the_run(
+    sdk_server: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The v1 seed: a task waits for its streams (60 s, here 1 s), then the run is complete,
+    its streams closed, a warning counts what was not sent, and nothing is left to log
+    "Task exception was never retrieved" later."""
+    stuck = streams.define(f"stuck-{uuid.uuid4().hex[:6]}", chunk=int)
+    sent = streams.define(f"sent-{uuid.uuid4().hex[:6]}", chunk=int)
+
+    async def hangs_after(count: int) -> AsyncIterator[int]:
+        for n in range(count):
+            yield n
+        await asyncio.Event().wait()
+
+    @task(f"v1-timeout-{uuid.uuid4().hex[:6]}", pipe_timeout=1.0)
+    async def slow_streams() -> str:
+        stuck.pipe(hangs_after(5), options=WriterOptions(linger=30))  # batches never sent
+        sent.pipe(hangs_after(3))  # sent at once, then the source hangs
+        return "done"
+
+    caplog.set_level(logging.WARNING)
+    async with asyncio.timeout(20):
+        result = await slow_streams.run_local()
+        run = await runs.retrieve(result.id)
+        assert (run.status, run.output) == ("completed", "done")
+        # Closed with the run: the reads end by themselves, with what was delivered.
+        assert [n async for n in stuck.read(result.id)] == []
+        assert [n async for n in sent.read(result.id)] == [0, 1, 2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("5 chunks were not delivered" in w and result.id in w for w in warnings), warnings
+    gc.collect()
+    await asyncio.sleep(0.1)
+    assert "never retrieved" not in caplog.text
