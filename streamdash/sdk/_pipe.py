@@ -178,8 +178,8 @@ class Pipe(Generic[T]):
 
     - ``await pipe`` (or ``wait_until_complete()``) returns how many chunks were piped, once
       all of them are acknowledged (durable).
-    - ``pipe.stream`` is a local copy of the chunks, for a reader that starts before the first
-      chunk is piped (start the ``async for`` right after ``pipe()``); see ``stream``.
+    - ``pipe.stream`` is a local copy of the chunks, for a reader taken before the first chunk
+      is piped (right after ``pipe()``); see ``stream``.
     - ``cancel`` (an ``asyncio.Event`` or a ``threading.Event``) stops the pipe: the source is
       closed, what was read is delivered, and the stream is closed if ``close_on_cancel``.
     """
@@ -216,17 +216,11 @@ class Pipe(Generic[T]):
             watcher = asyncio.create_task(self._watch(cancel))
             self.task.add_done_callback(lambda _: watcher.cancel())
 
-    @property
-    def unsent(self) -> int:
-        """Chunks handed to the writer and not acknowledged yet (shared writers included)."""
-        return self.writer.submitted - self.writer.acknowledged
-
     async def _watch(self, cancel: Cancel) -> None:
         await cancelled(cancel)
-        self.stop()
+        self._stop()
 
-    def stop(self) -> None:
-        """Cancel the pipe as its ``cancel`` event would."""
+    def _stop(self) -> None:
         if self._reading and not self._stop_requested:
             self.task.cancel()  # interrupts the wait for the source (or for room)
         self._stop_requested = True
