@@ -197,9 +197,9 @@ class Pipe(Generic[T]):
     ) -> None:
         """``owned``: the pipe closes the writer when it ends. ``buffer``: how many chunks a
         local reader may fall behind before the source waits."""
-        self.writer = writer
-        self.count = 0  # chunks handed to the writer
-        self.cancelled = False  # stopped by ``cancel`` before the source ended
+        self.writer: AsyncStreamWriter = writer
+        self.count: int = 0  # chunks handed to the writer
+        self.cancelled: bool = False  # stopped by ``cancel`` before the source ended
         self._read = 0
         self._reading = False
         self._error: Exception | None = None

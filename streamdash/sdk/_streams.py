@@ -435,6 +435,8 @@ class Streams:
         cancel: Cancel | None = None,
         close_on_cancel: bool = False,
     ) -> Pipe[Any]:
+        """Pipe into the stream ``key`` (the default stream when omitted); see
+        ``StreamDefinition.pipe``."""
         return _untyped(key).pipe(
             source, run_id=run_id, target=target, cancel=cancel, close_on_cancel=close_on_cancel
         )
