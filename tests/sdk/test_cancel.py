@@ -98,12 +98,23 @@ def test_pipe_sync_cancelled_by_threading_event(sdk_server: object, stream_id: s
     run_id = new_run()
     source = Endless()
     cancel = threading.Event()
-    threading.Timer(0.3, cancel.set).start()
-    count = definition.pipe_sync(
-        source.sync_items(), run_id=run_id, cancel=cancel, close_on_cancel=True
-    )
+    yielded: list[int] = []
+
+    def counted() -> Iterator[int]:
+        for n in source.sync_items():
+            yielded.append(n)
+            yield n
+
+    def stop_button() -> None:  # another thread, once the pipe is under way
+        deadline = time.monotonic() + 10
+        while len(yielded) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cancel.set()
+
+    threading.Thread(target=stop_button).start()
+    count = definition.pipe_sync(counted(), run_id=run_id, cancel=cancel, close_on_cancel=True)
     assert source.closed.is_set()
-    assert count > 0
+    assert count >= 10
     assert list(definition.read_sync(run_id)) == list(range(count))  # closed: the read ends
 
 
