@@ -29,11 +29,14 @@ JSON = {"Content-Type": "application/json"}
 def serve(database_url: str, env: dict[str, str]) -> Iterator[Served]:
     """``manage.py serve --workers 2`` on a free port (public /ds/), killed afterwards."""
     port = free_port()
+    # A deployment of its own: the shared counts are keyed by database and secret key, and
+    # other tests' servers on this database and Redis leave live-read slots behind for 30 s.
+    deployment = {"SECRET_KEY": f"shared-limits-{uuid.uuid4().hex}-not-for-production"}
     with tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False) as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--workers", "2", "--port", str(port)],
             cwd=ROOT,
-            env=Server(database_url, {"STREAMDASH_PUBLIC_DS": "1", **env}).env,
+            env=Server(database_url, {"STREAMDASH_PUBLIC_DS": "1", **deployment, **env}).env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
