@@ -141,6 +141,9 @@ class Hub:
         self._start_lock = asyncio.Lock()
         self._listeners: dict[str, set[Listener]] = {}
         self._listened_groups: Counter[str] = Counter()
+        # Joins and leaves of listened groups in order: a page that closes its socket as the
+        # next page opens one would otherwise leave the group after the new join.
+        self._membership_lock = asyncio.Lock()
         self.runs = RunWatches(self)
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "stream.appended": self._on_appended,
@@ -393,19 +396,21 @@ class Hub:
         """Call ``listener`` with every ``kind`` message the hub hears from ``group`` (which
         it joins while anyone listens) until the block ends. Never raises for the layer."""
         await self._ensure_started()
-        if self._listened_groups[group] == 0 and group != REVOCATION_GROUP:
-            await self.join(group)
-        self._listened_groups[group] += 1
+        async with self._membership_lock:
+            if self._listened_groups[group] == 0 and group != REVOCATION_GROUP:
+                await self.join(group)
+            self._listened_groups[group] += 1
         self._listeners.setdefault(kind, set()).add(listener)
         try:
             yield
         finally:
             self._listeners[kind].discard(listener)
-            self._listened_groups[group] -= 1
-            if self._listened_groups[group] == 0:
-                del self._listened_groups[group]
-                if group != REVOCATION_GROUP:
-                    await self.leave(group)
+            async with self._membership_lock:
+                self._listened_groups[group] -= 1
+                if self._listened_groups[group] == 0:
+                    del self._listened_groups[group]
+                    if group != REVOCATION_GROUP:
+                        await self.leave(group)
 
     @property
     def layer_up(self) -> bool:
