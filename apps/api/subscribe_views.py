@@ -1,7 +1,9 @@
 """``GET /api/v1/runs/<run>/subscribe``: one SSE connection for a run and all its streams.
 
 Events: ``run`` (the run as JSON, on every change), ``chunk`` (``{stream, index, data}``),
-``stream_closed`` and, last, ``end`` once the run is final and every stream delivered.
+``stream_closed`` and, last, ``end`` once the run is final and every stream delivered. The
+``run`` event with a final status comes only after every stream's last chunk, just before
+``end``: whoever sees the run finished has all it wrote.
 Every chunk event's ``id`` is the positions of all streams so far (``key=next_index,…``), so a
 reconnecting ``EventSource`` resumes with Last-Event-ID and gets each chunk exactly once. The
 connection ends once the run is final and every stream has been delivered to its close.
@@ -188,11 +190,20 @@ async def _follow_run(
                 if stream.key not in pumps:
                     content_types[stream.key] = stream.content_type
                     pumps[stream.key] = asyncio.create_task(pump_stream(stream))
-            yield view.event
+            # A final status waits for every stream's last chunk: a client that sees
+            # "completed" has everything the run wrote, whichever stream was written last.
+            held = view.event if view.final else None
+            if held is None:
+                yield view.event
             while True:
                 if view.final and finished >= set(pumps):
                     # An explicit end: a clean finish never looks like a dropped connection.
-                    yield b"event: end\ndata:" + json.dumps({"run": run_id}).encode() + b"\n\n"
+                    yield (
+                        (held or b"")
+                        + b"event: end\ndata:"
+                        + json.dumps({"run": run_id}).encode()
+                        + b"\n\n"
+                    )
                     return
                 if is_revoked(key_id):
                     yield b"event: error\ndata:" + error_json(_REVOKED).encode() + b"\n\n"
@@ -224,7 +235,8 @@ async def _follow_run(
                     continue
                 if kind == "error":
                     assert isinstance(batch, DomainError)
-                    yield b"event: error\ndata:" + error_json(batch).encode() + b"\n\n"
+                    error = b"event: error\ndata:" + error_json(batch).encode() + b"\n\n"
+                    yield (held or b"") + error
                     return
                 assert isinstance(batch, LiveBatch)
                 frames = []

@@ -49,13 +49,16 @@ async def test_subscribers_share_one_load_per_run_change(monkeypatch, settings):
         events = await _next_events(feeds)
         assert {(kind, data["status"]) for kind, data in events} == {("run", "queued")}
         assert len(loads) == 1
-        for status in ("executing", "completed"):
-            await sync_to_async(run_update)(project=project, run_id=run.id, status=status)
-            events = await _next_events(feeds)
-            assert {(kind, data["status"]) for kind, data in events} == {("run", status)}
+        await sync_to_async(run_update)(project=project, run_id=run.id, status="executing")
+        events = await _next_events(feeds)
+        assert {(kind, data["status"]) for kind, data in events} == {("run", "executing")}
+        await sync_to_async(run_update)(project=project, run_id=run.id, status="completed")
+        frames = await asyncio.wait_for(asyncio.gather(*(anext(f) for f in feeds)), 5)
+        for frame in frames:
+            assert _split([frame]) == [("run", _split([frame])[0][1]), ("end", {"run": run.id})]
+            assert _split([frame])[0][1]["status"] == "completed"
         # Before the hub: one load per connection per change, 10 + 10 + 10 here.
         assert len(loads) == 3
-        assert await _next_events(feeds) == [("end", {"run": run.id})] * SUBSCRIBERS
     finally:
         for feed in feeds:
             await feed.aclose()
@@ -136,3 +139,34 @@ async def test_a_deleted_stream_ends_the_subscription_with_an_error(settings):
             await asyncio.wait_for(anext(feed), 5)
     finally:
         await feed.aclose()
+
+
+async def test_the_final_status_comes_after_the_last_chunk_of_every_stream(monkeypatch, settings):
+    """A client that sees the run finished has every chunk: here the streams deliver slowly
+    (each batch a little late), and the run finishes before they are through."""
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 60
+    project, _ = await sync_to_async(make_project)()
+    run = await sync_to_async(run_create)(project=project, task_id="t")
+    for key in ("ai", "log"):
+        await sync_to_async(make_stream)(project, key, run=run, chunks=[b"0"])
+    original = subscribe_views.follow
+
+    async def late(*args, **kwargs):
+        async for batch in original(*args, **kwargs):
+            await asyncio.sleep(0.2)
+            yield batch
+
+    monkeypatch.setattr(subscribe_views, "follow", late)
+    feed = subscribe_views._events(run.id, {}, None, None)
+    try:
+        events = _split([await asyncio.wait_for(anext(feed), 5)])
+        assert events == [("run", events[0][1])]
+        assert events[0][1]["status"] == "queued"
+        await sync_to_async(run_update)(project=project, run_id=run.id, status="completed")
+        events = await _until(feed, "end")
+    finally:
+        await feed.aclose()
+    kinds = [(kind, data.get("stream")) for kind, data in events]
+    assert sorted(k for k in kinds if k[0] == "chunk") == [("chunk", "ai"), ("chunk", "log")]
+    assert kinds[-2:] == [("run", None), ("end", None)]
+    assert events[-2][1]["status"] == "completed"
