@@ -196,14 +196,13 @@ class Task(Generic[P, R]):
         return RunResult(run_id, "completed", result)
 
     async def _call(self, payload: Any) -> R:
-        if not self.takes_payload:
-            outcome: Any = self.fn()  # type: ignore[call-arg]
+        args = (self.payload_adapter.validate_python(payload),) if self.takes_payload else ()
+        if inspect.iscoroutinefunction(self.fn):
+            outcome: Any = self.fn(*args)
         else:
-            value = self.payload_adapter.validate_python(payload)
-            if inspect.iscoroutinefunction(self.fn):
-                outcome = self.fn(value)
-            else:
-                outcome = await asyncio.to_thread(self.fn, value)
+            # A sync task may block for as long as it likes: off the loop, which the worker's
+            # other runs, the pipes and the heartbeats share.
+            outcome = await asyncio.to_thread(self.fn, *args)
         if inspect.isawaitable(outcome):
             outcome = await outcome
         return typing.cast(R, outcome)

@@ -8,6 +8,7 @@ import gc
 import logging
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -69,6 +70,31 @@ async def test_metadata_stream_v1_tees_into_the_run(sdk_server: object) -> None:
 async def test_sync_task_pipes_synchronously(sdk_server: object) -> None:
     result = await sample_tasks.sync_task.run_local(5)
     assert [p["step"] async for p in progress.read(result.id)] == [f"s{n}" for n in range(5)]
+
+
+async def test_sync_task_without_payload_leaves_the_loop_to_other_runs(
+    sdk_server: object,
+) -> None:
+    """A sync task blocks in a thread: the worker's other run (and its heartbeat) goes on."""
+    suffix = uuid.uuid4().hex[:6]
+    started, released = threading.Event(), threading.Event()
+
+    @task(f"blocking-{suffix}")
+    def blocking() -> bool:
+        started.set()
+        return released.wait(timeout=10)  # False if the releaser never got the loop
+
+    @task(f"releaser-{suffix}")
+    async def releaser() -> None:
+        if await asyncio.to_thread(started.wait, 10):
+            released.set()  # back on the loop: only if the blocking run left it free
+
+    handle = await blocking.trigger()
+    await releaser.trigger()
+    async with asyncio.timeout(30):
+        await Worker([blocking, releaser], concurrency=2, poll_interval=0.05).run(max_runs=2)
+    run = await runs.retrieve(handle.id)
+    assert (run.status, run.output) == ("completed", True)
 
 
 def test_workers_run_triggered_runs_each_once(sdk_server: object, sdk_env: dict[str, str]) -> None:
