@@ -9,7 +9,9 @@ Every read goes through the dashboard's selectors with the session user as viewe
 project's stream or run closes the socket with 4404, as a missing one does, and the runs socket
 hears of every run's changes but reads back, and shows, only the runs the user sees. A user
 taken off a project (``apps.projects.services.members_removed``) loses it at once: that
-project's stream and run sockets close with 4403, the runs socket drops its rows.
+project's stream and run sockets close with 4403, the runs socket drops its rows. So does a
+user who loses staff status (``user_status_lowered``) for the projects they are not a member
+of; a deactivated user's sockets all close with 4401.
 
 No socket takes a channel-layer channel of its own: Channels subscribes one in Redis before the
 handshake, so a Redis outage reset every dashboard socket. Run and access changes come through
@@ -31,7 +33,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from apps.dashboard import feeds, selectors
-from apps.projects.selectors import Viewer
+from apps.projects.selectors import Viewer, project_visible_to, viewer_reread
 from apps.projects.services import ACCESS_REVOKED
 from apps.runs.models import Run
 from apps.streams import layer, threads
@@ -82,10 +84,21 @@ class _DashboardSocket(AsyncWebsocketConsumer):
     def _revoked(self, message: dict[str, Any]) -> None:
         if message["user"] != self.user.pk:
             return
-        if self.project_id is None:
+        if message["project"] is None:  # lost staff status, or deactivated
+            self.spawn(self._status_lowered())
+        elif self.project_id is None:
             self.access_changed()
         elif message["project"] == self.project_id:
             self.spawn(self.close(code=CLOSE_FORBIDDEN))
+
+    async def _status_lowered(self) -> None:
+        self.user = await threads.run_in("read", viewer_reread, self.user)
+        if not self.user.is_active:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+        elif self.project_id is None:
+            self.access_changed()
+        elif not await threads.run_in("read", project_visible_to, self.user, self.project_id):
+            await self.close(code=CLOSE_FORBIDDEN)
 
     def access_changed(self) -> None:
         """The user lost a project; sockets over several projects re-read what they show."""

@@ -1,5 +1,7 @@
 """API keys in the admin: shown once, revocable at once. The project admin, which shows storage
-and retention, lives in ``apps.retention.admin`` (the app that owns those)."""
+and retention, lives in ``apps.retention.admin`` (the app that owns those). Django's user admin,
+which also ends the dashboard sockets that a user's lost staff status or deactivation no longer
+allows."""
 
 from __future__ import annotations
 
@@ -7,11 +9,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.projects.models import ApiKey
-from apps.projects.services import api_key_create, api_key_revoke
+from apps.projects.services import api_key_create, api_key_revoke, user_status_lowered
+
+User = get_user_model()
 
 
 class ApiKeyAddForm(forms.ModelForm):
@@ -81,3 +87,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"New API key (copy it now, it is not shown again): {secret}", messages.WARNING
         )
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        lowered = ("is_staff", "is_superuser", "is_active")
+        if change and any(f in form.changed_data and not getattr(obj, f) for f in lowered):
+            user_status_lowered(user_id=obj.pk)

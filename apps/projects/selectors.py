@@ -4,6 +4,7 @@ so a project a user may not see is as absent for them as one that does not exist
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
@@ -28,3 +29,16 @@ def projects_visible_to(user: Viewer) -> QuerySet[Project]:
     if sees_all_projects(user):
         return Project.objects.all()
     return Project.objects.filter(members=user.pk)
+
+
+def project_visible_to(user: Viewer, project_id: int) -> bool:
+    return projects_visible_to(user).filter(pk=project_id).exists()
+
+
+def viewer_reread(user: Viewer) -> Viewer:
+    """The user as stored now (staff status, active): a socket reads its user once, at
+    connect. A deleted user is anonymous."""
+    if not user.is_authenticated:
+        return user
+    found = get_user_model()._default_manager.filter(pk=user.pk).first()
+    return found if found is not None else AnonymousUser()

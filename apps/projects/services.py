@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 SECRET_PREFIX = "sd_sk_"
 # The channel-layer group every process's hub joins to hear of revoked keys and of users who
-# lost access to a project (``access.revoked``: their open dashboard sockets end).
+# lost access to a project (``access.revoked``: their open dashboard sockets end; with no
+# project, the user lost staff status or was deactivated).
 REVOCATION_GROUP = "streamdash.credentials"
 ACCESS_REVOKED = "access.revoked"
 PUBLIC_PROJECT = "public"
@@ -90,6 +91,30 @@ def members_removed(*, project: Project, user_ids: Sequence[int]) -> None:
     for user_id in user_ids:
         message = {"type": ACCESS_REVOKED, "user": int(user_id), "project": project.pk}
         transaction.on_commit(lambda m=message: _broadcast(m))  # type: ignore[misc]
+
+
+def user_status_set(
+    *, user_id: int, is_staff: bool | None = None, is_active: bool | None = None
+) -> None:
+    """Make a dashboard user staff or not, active or not (``None``: unchanged). Losing either
+    closes, from the commit on, the open dashboard sockets (in every server process) that it
+    no longer allows: a deactivated user's all, a former staff member's on the projects they
+    are not a member of."""
+    changes = {"is_staff": is_staff, "is_active": is_active}
+    with transaction.atomic():
+        get_user_model()._default_manager.filter(pk=user_id).update(
+            **{field: value for field, value in changes.items() if value is not None}
+        )
+        if is_staff is False or is_active is False:
+            user_status_lowered(user_id=user_id)
+
+
+def user_status_lowered(*, user_id: int) -> None:
+    """Tell every process, after the commit, that this user lost staff (or superuser) status
+    or was deactivated (for a change made elsewhere, e.g. in the admin's user form): their
+    open sockets read the user again and close if it no longer allows them."""
+    message = {"type": ACCESS_REVOKED, "user": int(user_id), "project": None}
+    transaction.on_commit(lambda: _broadcast(message))
 
 
 def _broadcast(message: dict[str, object]) -> None:

@@ -19,7 +19,7 @@ from django.test import Client
 from apps.dashboard import consumers
 from apps.dashboard.routing import websocket_urlpatterns
 from apps.projects.models import Project
-from apps.projects.services import project_members_remove
+from apps.projects.services import project_members_remove, user_status_set
 from apps.runs.services import run_create
 from apps.streams.layer import health
 from apps.streams.services import chunks_append
@@ -54,9 +54,11 @@ def redis(settings, monkeypatch) -> Iterator[RedisServer]:
 
 
 @sync_to_async
-def _member(*projects: Project) -> tuple[int, bytes]:
+def _member(*projects: Project, staff: bool = False) -> tuple[int, bytes]:
     """A new user, a member of ``projects``: their id and session cookie."""
-    user = get_user_model().objects.create_user(f"rs-{next(_users)}", password="x-pw-123456")
+    user = get_user_model().objects.create_user(
+        f"rs-{next(_users)}", password="x-pw-123456", is_staff=staff
+    )
     for project in projects:
         project.members.add(user)
     client = Client()
@@ -69,6 +71,16 @@ async def _connect(path: str, cookie: bytes) -> WebsocketCommunicator:
     connected, code = await communicator.connect(timeout=10)
     assert connected, code
     return communicator
+
+
+async def _closed(socket: WebsocketCommunicator) -> int:
+    """The close code the socket ends with (other messages are skipped); then the consumer
+    is told the socket is gone, as the server would tell it, and ends its tasks."""
+    async with asyncio.timeout(5):
+        while (message := await socket.receive_output(timeout=5))["type"] != "websocket.close":
+            pass
+    await socket.disconnect()
+    return int(message["code"])
 
 
 async def _until(communicator: WebsocketCommunicator, pattern: str, seconds: float = 20) -> str:
@@ -101,10 +113,15 @@ async def test_dashboard_sockets_open_and_degrade_while_redis_is_away(redis: Red
     await viewer.disconnect()
 
 
-async def test_removed_member_loses_open_sockets_at_once():
+@pytest.mark.parametrize("taken", ["membership", "staff status"])
+async def test_user_who_loses_a_project_loses_its_open_sockets_at_once(taken: str):
+    """Taken off the project, or no longer staff (and not a member of the project)."""
     project, _ = await sync_to_async(make_project)()
     other, _ = await sync_to_async(make_project)()
-    user_id, cookie = await _member(project, other)
+    if taken == "membership":
+        user_id, cookie = await _member(project, other)
+    else:
+        user_id, cookie = await _member(other, staff=True)
     stream = await sync_to_async(make_stream)(project)
     run = await sync_to_async(run_create)(project=project, task_id="seen")
     kept = await sync_to_async(run_create)(project=other, task_id="kept")
@@ -113,15 +130,59 @@ async def test_removed_member_loses_open_sockets_at_once():
     other_page = await _connect(f"/ws/runs/{kept.id}/", cookie)
     runs = await _connect("/ws/runs/?page=list", cookie)
 
-    await sync_to_async(project_members_remove)(project=project, user_ids=[user_id])
+    if taken == "membership":
+        await sync_to_async(project_members_remove)(project=project, user_ids=[user_id])
+    else:
+        await sync_to_async(user_status_set)(user_id=user_id, is_staff=False)
 
     for socket in (viewer, run_page):
-        async with asyncio.timeout(5):
-            while (message := await socket.receive_output(timeout=5))["type"] != "websocket.close":
-                pass
-        assert message["code"] == consumers.CLOSE_FORBIDDEN
+        assert await _closed(socket) == consumers.CLOSE_FORBIDDEN
     # The runs list drops the project's rows; the other project's page stays open.
     await _until(runs, f'<tr id="run-{run.id}" hx-swap-oob="delete">', seconds=5)
     assert await other_page.receive_nothing(timeout=0.5)
     await runs.disconnect()
     await other_page.disconnect()
+
+
+async def test_deactivated_user_loses_every_open_socket():
+    project, _ = await sync_to_async(make_project)()
+    user_id, cookie = await _member(project)
+    stream = await sync_to_async(make_stream)(project)
+    run = await sync_to_async(run_create)(project=project, task_id="seen")
+    sockets = [
+        await _connect(f"/ws/streams/{stream.pk}/?from=0", cookie),
+        await _connect(f"/ws/runs/{run.id}/", cookie),
+        await _connect("/ws/runs/?page=list", cookie),
+    ]
+
+    await sync_to_async(user_status_set)(user_id=user_id, is_active=False)
+
+    for socket in sockets:
+        assert await _closed(socket) == consumers.CLOSE_UNAUTHENTICATED
+
+
+@sync_to_async
+def _admin_unchecks_staff(user_id: int) -> None:
+    admin = get_user_model().objects.create_superuser(f"rs-admin-{next(_users)}", password="x")
+    client = Client()
+    client.force_login(admin)
+    user = get_user_model().objects.get(pk=user_id)
+    data = {
+        "username": user.username,
+        "is_active": "on",  # is_staff: unchecked
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+    }
+    response = client.post(f"/admin/auth/user/{user_id}/change/", data)
+    assert response.status_code == 302, response.content
+
+
+async def test_staff_unchecked_in_the_user_admin_closes_the_sockets_it_allowed():
+    project, _ = await sync_to_async(make_project)()
+    user_id, cookie = await _member(staff=True)
+    stream = await sync_to_async(make_stream)(project)
+    viewer = await _connect(f"/ws/streams/{stream.pk}/?from=0", cookie)
+
+    await _admin_unchecks_staff(user_id)
+
+    assert await _closed(viewer) == consumers.CLOSE_FORBIDDEN
