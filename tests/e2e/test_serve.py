@@ -97,28 +97,22 @@ class Served:
         return True
 
 
-@pytest.fixture
-def served(server_db: str, redis_url: str) -> Iterator[Served]:
-    """``serve --workers 2`` on a free port, public /ds/. The tail re-check is slowed to a minute
-    so that only a cross-process notification (Redis) brings a chunk to the other worker."""
-    env = {
-        "REDIS_URL": redis_url,
-        "STREAMDASH_TAIL_CHECK_SECONDS": "60",
-        "STREAMDASH_PUBLIC_DS": "1",
-        "STREAMDASH_METRICS_TOKEN": METRICS_TOKEN,
-    }
+@contextlib.contextmanager
+def serve(database_url: str, env: dict[str, str]) -> Iterator[Served]:
+    """``manage.py serve --workers 2`` on a free port (public /ds/, and ``env``), killed
+    afterwards with its workers."""
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False) as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--workers", "2", "--port", str(port)],
             cwd=ROOT,
-            env=Server(server_db, env).env,
+            env=Server(database_url, {"STREAMDASH_PUBLIC_DS": "1", **env}).env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     served = Served(process, port, Path(log.name))
     try:
-        _until("the first answer", served.answers)
+        _until("the first answer", served.answers, seconds=90)
         yield served
     finally:
         workers = served.workers()
@@ -129,6 +123,19 @@ def served(server_db: str, redis_url: str) -> Iterator[Served]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         served.log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def served(server_db: str, redis_url: str) -> Iterator[Served]:
+    """``serve --workers 2``. The tail re-check is slowed to a minute so that only a
+    cross-process notification (Redis) brings a chunk to the other worker."""
+    env = {
+        "REDIS_URL": redis_url,
+        "STREAMDASH_TAIL_CHECK_SECONDS": "60",
+        "STREAMDASH_METRICS_TOKEN": METRICS_TOKEN,
+    }
+    with serve(server_db, env) as running:
+        yield running
 
 
 def _connections_on_both(served: Served, path: str) -> dict[int, list[Connection]]:

@@ -5,54 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e import test_serve
 from tests.e2e.test_serve import Served, _connections_on_both, _until
-from tests.server import ROOT, Server, free_port
 
 pytestmark = pytest.mark.e2e
 
 JSON = {"Content-Type": "application/json"}
 
 
-@contextlib.contextmanager
-def serve(database_url: str, env: dict[str, str]) -> Iterator[Served]:
-    """``manage.py serve --workers 2`` on a free port (public /ds/), killed afterwards."""
-    port = free_port()
-    # A deployment of its own: the shared counts are keyed by database and secret key, and
-    # other tests' servers on this database and Redis leave live-read slots behind for 30 s.
+def serve(database_url: str, env: dict[str, str]) -> contextlib.AbstractContextManager[Served]:
+    """``test_serve.serve`` as a deployment of its own: the shared counts are keyed by database
+    and secret key, and other tests' servers on this database and Redis leave live-read slots
+    behind for 30 s."""
     deployment = {"SECRET_KEY": f"shared-limits-{uuid.uuid4().hex}-not-for-production"}
-    with tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False) as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--workers", "2", "--port", str(port)],
-            cwd=ROOT,
-            env=Server(database_url, {"STREAMDASH_PUBLIC_DS": "1", **deployment, **env}).env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    served = Served(process, port, Path(log.name))
-    try:
-        _until("the first answer", served.answers, seconds=90)
-        yield served
-    finally:
-        workers = served.workers()
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        served.log.unlink(missing_ok=True)
+    return test_serve.serve(database_url, {**deployment, **env})
 
 
 def _status(connection: http.client.HTTPConnection, method: str, path: str, **kw: object) -> int:
