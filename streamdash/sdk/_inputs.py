@@ -35,6 +35,7 @@ from streamdash.sdk._exceptions import (
     StreamClosedError,
     StreamdashError,
 )
+from streamdash.sdk._producer import Batch, ProducerState
 from streamdash.sdk._streams import StreamDefinition
 
 __all__ = ["INPUT_PREFIX", "InputStream", "InputSubscription"]
@@ -105,14 +106,10 @@ class InputStream(Generic[T]):
     # -- sending --------------------------------------------------------------------------
     def _send_request(self, run_id: str, value: T, idempotency_key: str | None) -> Request:
         # A producer of its own per send, so the client's retries of it are stored once.
-        headers = {
-            "Content-Type": JSON_TYPE,
-            "Producer-Id": idempotency_key or f"send-{uuid.uuid4().hex}",
-            "Producer-Epoch": "0",
-            "Producer-Seq": "0",
-        }
-        body = b"[" + self.definition.encode(value) + b"]"
-        return Request("POST", input_path(run_id, self.name), headers=headers, content=body)
+        producer_id = idempotency_key or f"send-{uuid.uuid4().hex}"
+        path = input_path(run_id, self.name)
+        producer = ProducerState(run_id, self.key, producer_id=producer_id, path=path)
+        return producer.append_request(Batch((self.definition.encode(value),)))
 
     async def send(
         self,

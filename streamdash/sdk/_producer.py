@@ -39,8 +39,10 @@ class Batch:
 
 
 class ProducerState:
-    def __init__(self, run_id: str, key: str, *, producer_id: str | None = None) -> None:
-        self.path: str = stream_path(run_id, key)
+    def __init__(
+        self, run_id: str, key: str, *, producer_id: str | None = None, path: str | None = None
+    ) -> None:
+        self.path: str = path or stream_path(run_id, key)  # an input's own URL, for one
         self.key: str = key
         self.producer_id: str = producer_id or new_producer_id()
         self.epoch: int = 0
