@@ -36,6 +36,8 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from streamdash.core.outage import Outage
+
 __all__ = ["SLOT_SECONDS", "SharedLimits", "shared"]
 
 logger = logging.getLogger("streamdash.limits")
@@ -95,7 +97,12 @@ class SharedLimits:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
             weakref.WeakKeyDictionary()
         )
-        self._down_since: float | None = None
+        self._outage = Outage(
+            logger,
+            gone="Redis unavailable for the shared limits (%s: %s); counting per process "
+            "until it is back",
+            back="Redis is back for the shared limits after %.1f s",
+        )
         self._retry_at = 0.0
         # Slots this process holds, by Redis key, refreshed by one task per event loop.
         self._slots: dict[str, set[str]] = {}
@@ -135,21 +142,9 @@ class SharedLimits:
             result = await asyncio.wait_for(call(self._client()), 4 * _TIMEOUT)
         except Exception as exc:  # whatever Redis raises, the limits go on in process
             self._retry_at = time.monotonic() + RETRY_SECONDS
-            if self._down_since is None:
-                self._down_since = time.monotonic()
-                logger.warning(
-                    "Redis unavailable for the shared limits (%s: %s); counting per process "
-                    "until it is back",
-                    what,
-                    exc or type(exc).__name__,
-                )
+            self._outage.failed(what, exc)
             return None
-        if self._down_since is not None:
-            logger.warning(
-                "Redis is back for the shared limits after %.1f s",
-                time.monotonic() - self._down_since,
-            )
-            self._down_since = None
+        self._outage.ok()
         return result
 
     async def take(self, key: str, *, rate: float, burst: float) -> float | None:
@@ -219,7 +214,7 @@ class SharedLimits:
 
     def reset(self) -> None:
         """Forget the outage state (tests start each case with Redis assumed up)."""
-        self._down_since = None
+        self._outage.down_since = None
         self._retry_at = 0.0
 
 

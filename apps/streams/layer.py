@@ -10,9 +10,9 @@ layer is back (``apps.streams.hub``).
 from __future__ import annotations
 
 import logging
-import time
 
 from streamdash.core import metrics
+from streamdash.core.outage import Outage
 
 logger = logging.getLogger("streamdash.layer")
 
@@ -23,31 +23,18 @@ logger = logging.getLogger("streamdash.layer")
 NO_CHANNEL_LAYER = "streamdash.no-layer"
 
 
-class LayerHealth:
+class LayerHealth(Outage):
     def __init__(self) -> None:
-        self.down_since: float | None = None
-
-    @property
-    def up(self) -> bool:
-        return self.down_since is None
+        super().__init__(
+            logger,
+            gone="channel layer unavailable (%s: %s); live reads continue at the tail "
+            "re-check's pace until it is back",
+            back="channel layer is back after %.1f s",
+        )
 
     def failed(self, what: str, exc: BaseException) -> None:
         metrics.layer_error(what)
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-            logger.warning(
-                "channel layer unavailable (%s: %s); live reads continue at the tail "
-                "re-check's pace until it is back",
-                what,
-                exc or type(exc).__name__,
-            )
-
-    def ok(self) -> None:
-        if self.down_since is not None:
-            logger.warning(
-                "channel layer is back after %.1f s", time.monotonic() - self.down_since
-            )
-            self.down_since = None
+        super().failed(what, exc)
 
 
 health = LayerHealth()
