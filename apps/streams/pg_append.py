@@ -1,22 +1,31 @@
-"""Appends on PostgreSQL from async code: psycopg's async pool, two round trips, no thread.
+"""Appends on PostgreSQL from async code: psycopg's async pool, one round trip, no thread.
 
 The sync write path (``services.chunks_append``) runs on a pool thread through Django's
 connection: a thread hop each way, Django's transaction machinery, and five round trips to
 the server (lock, COPY, save, COMMIT, and the implicit BEGIN riding on the first). Here, on the
-event loop, with the same rules (``appending.plan_append``):
+event loop, with the same rules (``appending.plan_append``), on connections in autocommit:
 
-1. ``SELECT … FOR UPDATE`` — the stream row, the producer's state, the definition's schema and
-   the run's status, in one statement (``rows.lock_sql``);
-2. one pipeline: ``INSERT … SELECT FROM unnest(…)`` of the batch, the counters' update with the
-   producer's upsert (``rows.save_sql``), ``COMMIT`` — sent together, one round trip.
+- a plain append (chunks, no producer, no ``Stream-Seq``, no close: what writers send all day)
+  is one statement, so one round trip and its own transaction: an ``UPDATE`` of the counters
+  that locks the row and matches only a stream the rules would accept as it is (open, live, of
+  the same content type, with room and no schema to validate), and the ``INSERT`` of the batch
+  riding on it as a data-modifying CTE. A stream it does not match takes the checked path,
+  which answers as the rules say (the plain statement wrote nothing);
+- the checked path, every other append: ``BEGIN`` and ``SELECT … FOR UPDATE`` (the stream
+  row, the producer's state, the schema and the run's status: ``rows.lock_sql``) in one
+  pipeline round trip, then the batch's ``INSERT … SELECT FROM unnest(…)``, the counters'
+  update with the producer's upsert (``rows.save_sql``) and ``COMMIT`` in the second.
 
-Readers are told after the commit, from this loop (``notify``). One pool per event loop (a
-psycopg async pool belongs to the loop that opened it), sized by ``STREAMDASH_DB_POOL_MAX``.
+Before it, the lock had a round trip of its own after an implicit ``BEGIN`` of its own: three
+round trips and five statements for every append. Readers are told after the commit, from this
+loop (``notify``). One pool per event loop (a psycopg async pool belongs to the loop that
+opened it), sized by ``STREAMDASH_DB_POOL_MAX``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import weakref
 from typing import Any
 
@@ -26,7 +35,7 @@ from psycopg import AsyncConnection, OperationalError
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from apps.streams import rows
+from apps.streams import notify, rows
 from apps.streams.appending import (
     AppendRequest,
     AppendResult,
@@ -34,7 +43,7 @@ from apps.streams.appending import (
     plan_append,
     tell_readers,
 )
-from apps.streams.models import Chunk
+from apps.streams.models import Chunk, Stream, StreamDefinition
 
 _INSERT = (
     f'INSERT INTO "{Chunk._meta.db_table}" (stream_id, "index", data, producer, created_at) '
@@ -68,8 +77,10 @@ def _conninfo() -> str:
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
     # As Django's connections: UTC, so stored and returned times agree with the ORM's.
+    # Autocommit: a plain append is one statement, its own transaction; the checked path
+    # opens one explicitly.
+    await conn.set_autocommit(True)
     await conn.execute("SET TIME ZONE 'UTC'")
-    await conn.commit()
 
 
 async def _pool() -> AsyncConnectionPool[Any]:
@@ -101,15 +112,122 @@ def usage() -> tuple[int, int]:
 
 
 async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResult:
+    check_request(request)
     pool = await _pool()
+    if _plain(request):
+        async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
+            if _went_away(conn):
+                # The server closed it while it sat in the pool (a restart, a failover):
+                # nothing of this append was sent; the checked path drops the other dead
+                # ones and goes on with a live one.
+                await conn.close()
+            else:
+                result = await _append_plain(conn, where, request)
+                if result is not None:
+                    return result
+    return await _append_checked(pool, where, request)
+
+
+def _went_away(conn: AsyncConnection[Any]) -> bool:
+    """True when an idle connection has something to read: the server's goodbye (or EOF).
+    A live idle connection has nothing to say until it is asked."""
     try:
-        return await _append(pool, where, request)
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _plain(request: AppendRequest) -> bool:
+    """An append of chunks with none of the headers that need the stream's state to decide:
+    no producer, no Stream-Seq, no close. The common case, and one statement's work."""
+    return (
+        bool(request.chunks)
+        and request.producer is None
+        and request.stream_seq is None
+        and not request.close
+        and request.content_type is not None
+    )
+
+
+def _plain_sql(where: dict[str, Any]) -> str:
+    if where.get("stream_id") is not None:
+        match = "s.id = %(stream_id)s"
+    elif where.get("run_id") is not None:
+        match = "s.project_id = %(project_id)s AND s.run_id = %(run_id)s AND s.key = %(key)s"
+    else:
+        match = "s.project_id = %(project_id)s AND s.run_id IS NULL AND s.key = %(key)s"
+    return _PLAIN.format(match=match)
+
+
+# ``plan_append``'s plain case as one statement: the row is locked by the UPDATE itself (a
+# concurrent append waits, then sees the new counters), the chunks go in after it, and the
+# autocommit makes it durable. Any stream the rules would look at more closely (closed,
+# deleted, expired, a schema to validate, full, another content type spelled differently)
+# matches nothing here and takes the checked path, which answers as the rules say.
+_PLAIN = (
+    f'WITH u AS (UPDATE "{Stream._meta.db_table}" AS s SET '
+    "next_index = s.next_index + %(count)s, byte_size = s.byte_size + %(size)s, "
+    "expires_at = CASE WHEN s.ttl_seconds IS NULL THEN s.expires_at "
+    "ELSE %(now)s + s.ttl_seconds * interval '1 second' END, updated_at = %(now)s "
+    "WHERE {match} AND NOT s.closed AND s.deleted_at IS NULL "
+    "AND (s.expires_at IS NULL OR s.expires_at > %(now)s) AND s.content_type = %(type)s "
+    "AND s.byte_size + %(size)s <= %(max_bytes)s "
+    f'AND NOT EXISTS (SELECT 1 FROM "{StreamDefinition._meta.db_table}" d '
+    "WHERE d.project_id = s.project_id AND d.stream_id = s.key AND d.validate "
+    "AND d.schema IS NOT NULL) RETURNING s.id, s.next_index), "
+    f'i AS (INSERT INTO "{Chunk._meta.db_table}" (stream_id, "index", data, producer, '
+    "created_at) SELECT u.id, u.next_index - %(count)s + t.i, t.d, '', %(now)s "
+    "FROM u, unnest(%(offsets)s::int8[], %(data)s::bytea[]) AS t(i, d)) "
+    "SELECT id, next_index FROM u"
+)
+
+
+async def _append_plain(
+    conn: AsyncConnection[Any], where: dict[str, Any], request: AppendRequest
+) -> AppendResult | None:
+    """A plain append in one round trip, or None when the stream needs the checked path."""
+    now = timezone.now()
+    chunks = request.chunks
+    cursor = await conn.execute(
+        _plain_sql(where),
+        {
+            **where,
+            "count": len(chunks),
+            "size": sum(len(c) for c in chunks),
+            "now": now,
+            "type": request.content_type,
+            "max_bytes": int(settings.STREAMDASH_MAX_STREAM_BYTES),
+            "offsets": list(range(len(chunks))),
+            "data": chunks,
+        },
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    stream_id, next_index = row
+    start = next_index - len(chunks)
+    notify.stream_appended(
+        stream_id=stream_id,
+        start=start,
+        end=next_index,
+        closed=False,
+        chunks=notify.inline_chunks(start, chunks, now, ""),
+    )
+    return AppendResult(stream_id, start, next_index, False)
+
+
+async def _append_checked(
+    pool: AsyncConnectionPool[Any], where: dict[str, Any], request: AppendRequest
+) -> AppendResult:
+    try:
+        return await _append_locked(pool, where, request)
     except _Stale:
-        # The pooled connections died with the server they were made to (a restart, a
-        # failover): drop every dead one, then try once more on a live one.
+        # The pooled connections died with the server they were made to: drop every dead
+        # one, then try once more on a live one.
         await pool.check()
     try:
-        return await _append(pool, where, request)
+        return await _append_locked(pool, where, request)
     except _Stale as stale:
         cause = stale.__cause__
         assert isinstance(cause, OperationalError)
@@ -120,37 +238,40 @@ class _Stale(Exception):
     """The connection failed before anything of this append reached the database."""
 
 
-async def _append(
+async def _append_locked(
     pool: AsyncConnectionPool[Any], where: dict[str, Any], request: AppendRequest
 ) -> AppendResult:
-    check_request(request)
+    """Any append, by the rules (``plan_append``) on the locked row: BEGIN and the lock in
+    one round trip, the writes and COMMIT in the second."""
     now = timezone.now()
     sql, params = rows.lock_sql(postgres=True, **where)
     producer_id = request.producer.producer_id if request.producer else ""
-    async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
+    async with (
+        pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn,
+        conn.pipeline(),
+        conn.transaction(),
+    ):
         try:
             cursor = await conn.execute(sql, [producer_id, *params])
+            row = await cursor.fetchone()
         except OperationalError as exc:
             if not conn.closed and not conn.broken:
                 raise
             raise _Stale from exc
-        stream, state = rows.locked_row(await cursor.fetchone())
+        stream, state = rows.locked_row(row)
         plan = plan_append(stream, state, request, now)
         if isinstance(plan, AppendResult):
-            await conn.rollback()  # nothing written: release the row lock
-            return plan
+            return plan  # nothing written; the commit only releases the row lock
         saves = rows.save_sql(
             plan.stream, now=now, producer=plan.producer_row, postgres=True, adapt=_same
         )
-        async with conn.pipeline():
-            if plan.chunks:
-                indices = list(range(plan.start, plan.start + len(plan.chunks)))
-                await conn.execute(
-                    _INSERT, [plan.stream.pk, plan.producer_id, now, indices, plan.chunks]
-                )
-            for statement, values in saves:
-                await conn.execute(statement, values)
-            await conn.commit()
+        if plan.chunks:
+            indices = list(range(plan.start, plan.start + len(plan.chunks)))
+            await conn.execute(
+                _INSERT, [plan.stream.pk, plan.producer_id, now, indices, plan.chunks]
+            )
+        for statement, values in saves:
+            await conn.execute(statement, values)
     tell_readers(plan)
     return plan.result
 
