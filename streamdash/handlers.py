@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
 from apps.api.lean import route_path
-from apps.api.urls import PREFIXES, STREAM_URL
+from apps.api.urls import STREAM_URL
 
 
 def is_stream_url(scope: Any) -> bool:
@@ -55,17 +55,3 @@ class ApiASGIHandler(ASGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = site_middleware
-
-
-class PathDispatcher:
-    """Sends HTTP requests for the API prefixes to ``api``, everything else to ``site``."""
-
-    def __init__(self, api: Any, site: Any) -> None:
-        self.api = api
-        self.site = site
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and route_path(scope).startswith(PREFIXES):
-            await self.api(scope, receive, send)
-        else:
-            await self.site(scope, receive, send)

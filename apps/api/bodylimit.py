@@ -20,7 +20,7 @@ disk; put a proxy limit (nginx ``client_max_body_size``) in front for that.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from django.conf import settings
@@ -28,10 +28,10 @@ from django.conf import settings
 from apps.api.errors import error_body
 from streamdash.core.errors import BadRequest, DomainError, TooLarge
 
-__all__ = ["RequestBodyLimit"]
+__all__ = ["RequestBodyLimit", "limited"]
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
@@ -79,7 +79,8 @@ async def _answer(send: Send, rejected: _Rejected) -> None:
 
 class RequestBodyLimit:
     """ASGI middleware: ``RequestBodyLimit(django_asgi_app)``; the limit is
-    ``STREAMDASH_MAX_REQUEST_BYTES``, read per request (tests may change it)."""
+    ``STREAMDASH_MAX_REQUEST_BYTES``, read per request (tests may change it). The ASGI entry
+    (``streamdash.entry``) calls :func:`limited` itself."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -88,46 +89,49 @@ class RequestBodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = int(settings.STREAMDASH_MAX_REQUEST_BYTES)
-        try:
-            declared = _declared_length(scope)
-            if declared is not None and declared > limit:
-                raise _too_large(limit)
-        except _Rejected as rejected:
-            await _answer(send, rejected)
-            return
+        await limited(self.app, scope, receive, send)
 
-        received = 0
-        finished = False
-        rejection: _Rejected | None = None
 
-        async def limited_receive() -> Message:
-            nonlocal received, finished, rejection
-            if finished:
-                return await receive()
-            message = await receive()
-            if message["type"] != "http.request":
-                return message
-            received += len(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-            if received > limit:
-                rejection = _too_large(limit)
-            elif declared is not None and (
-                received > declared or (not more and received < declared)
-            ):
-                rejection = _Rejected(
-                    BadRequest(
-                        f"The body has {'more' if received > declared else 'fewer'} bytes than "
-                        f"its Content-Length ({declared}).",
-                        content_length=declared,
-                    )
-                )
-            if rejection is not None:
-                finished = True
-                return {"type": "http.disconnect"}
-            finished = not more
+async def limited(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one HTTP request with ``app``, its body bounded as the module says."""
+    limit = int(settings.STREAMDASH_MAX_REQUEST_BYTES)
+    try:
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            raise _too_large(limit)
+    except _Rejected as rejected:
+        await _answer(send, rejected)
+        return
+
+    received = 0
+    finished = False
+    rejection: _Rejected | None = None
+
+    async def limited_receive() -> Message:
+        nonlocal received, finished, rejection
+        if finished:
+            return await receive()
+        message = await receive()
+        if message["type"] != "http.request":
             return message
-
-        await self.app(scope, limited_receive, send)
+        received += len(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        if received > limit:
+            rejection = _too_large(limit)
+        elif declared is not None and (received > declared or (not more and received < declared)):
+            rejection = _Rejected(
+                BadRequest(
+                    f"The body has {'more' if received > declared else 'fewer'} bytes than "
+                    f"its Content-Length ({declared}).",
+                    content_length=declared,
+                )
+            )
         if rejection is not None:
-            await _answer(send, rejection)
+            finished = True
+            return {"type": "http.disconnect"}
+        finished = not more
+        return message
+
+    await app(scope, limited_receive, send)
+    if rejection is not None:
+        await _answer(send, rejection)

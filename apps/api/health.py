@@ -1,8 +1,8 @@
 """``/healthz`` and ``/readyz`` for load balancers and ``manage.py serve``.
 
-``HealthChecks(app)`` answers both in front of everything else: no Django request, no
-credentials, no ``ALLOWED_HOSTS`` check (a load balancer probes by address). Any other request
-goes on to ``app``.
+The ASGI entry (``streamdash.entry``) answers both in front of everything else
+(``answer_for``, ``serve``): no Django request, no credentials, no ``ALLOWED_HOSTS`` check (a
+load balancer probes by address).
 
 - ``GET /healthz``: 200 ``{"status": "ok"}`` whenever the process's event loop answers.
   Liveness: restart the process when this fails.
@@ -24,11 +24,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from apps.api.errors import error_body
-from apps.api.lean import route_path
 from apps.streams import readiness
 from streamdash.core.errors import MethodNotAllowed, Unavailable
 
-__all__ = ["HealthChecks"]
+__all__ = ["answer_for", "serve"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,26 +61,25 @@ _ANSWERS: dict[str, Callable[[], Awaitable[tuple[int, dict[str, Any], dict[str, 
 }
 
 
-class HealthChecks:
-    """``HealthChecks(app)``: ``/healthz`` and ``/readyz`` here, everything else to ``app``."""
+Answer = Callable[[], Awaitable[tuple[int, dict[str, Any], dict[str, str]]]]
 
-    def __init__(self, app: Any) -> None:  # any ASGI app: Channels' router is typed apart
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = _ANSWERS.get(route_path(scope)) if scope["type"] == "http" else None
-        if answer is None:
-            await self.app(scope, receive, send)
-            return
-        method = scope["method"]
-        if method in ("GET", "HEAD"):
-            status, body, headers = await answer()
-        else:
-            refusal = MethodNotAllowed(
-                f"Method {method} is not allowed here; use GET, HEAD.", allowed=["GET", "HEAD"]
-            )
-            status, body, headers = 405, {"error": error_body(refusal)}, {"Allow": "GET, HEAD"}
-        await _send(send, status, body, headers, head=method == "HEAD")
+def answer_for(path: str) -> Answer | None:
+    """The check a request's path (``lean.route_path``) names, if it names one."""
+    return _ANSWERS.get(path)
+
+
+async def serve(answer: Answer, scope: Scope, send: Send) -> None:
+    """Answer one check: GET and HEAD run it, any other method gets a 405."""
+    method = scope["method"]
+    if method in ("GET", "HEAD"):
+        status, body, headers = await answer()
+    else:
+        refusal = MethodNotAllowed(
+            f"Method {method} is not allowed here; use GET, HEAD.", allowed=["GET", "HEAD"]
+        )
+        status, body, headers = 405, {"error": error_body(refusal)}, {"Allow": "GET, HEAD"}
+    await _send(send, status, body, headers, head=method == "HEAD")
 
 
 async def _send(

@@ -13,8 +13,10 @@ middleware chain, no URL resolver, no per-request thread context.
 
 What Django's middleware did for these URLs is done here, once each: CORS (preflight and
 headers), ``nosniff``, the sandbox CSP, CORP and HSTS (``middleware.api_headers``), the write
-rate limit (``ratelimit.awrite_limited``); body limits stay in ``RequestBodyLimit`` in front of
-this app, and log redaction in the access-log filter. Any other path goes on to Django.
+rate limit (``ratelimit.awrite_limited``); the body limit (``bodylimit.limited``), request ids,
+health checks and response metrics are the ASGI entry's (``streamdash.entry``), which calls
+:func:`match` and :func:`serve`, and log redaction is the access-log filter's. Any other path
+goes on to Django.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def route_path(scope: Scope) -> str:
     return path if path.startswith("/") else "/" + path
 
 
-def _match(path: str) -> Handler | None:
+def match(path: str) -> Handler | None:
+    """The handler of a stream URL (``path`` from :func:`route_path`), or None for any other."""
     for pattern, handler in _ROUTES:
         matched = pattern.pattern.match(path[1:])
         if matched is not None:
@@ -102,7 +105,7 @@ def _request(scope: Scope, body: bytes) -> StreamRequest:
 
 
 async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None when the client went (or ``RequestBodyLimit`` refused it and
+    """The whole body, or None when the client went (or the body limit refused it and
     answered already)."""
     parts: list[bytes] = []
     while True:
@@ -114,43 +117,34 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(parts)
 
 
-class LeanStreams:
-    """``LeanStreams(django_app)``: stream URLs here, everything else to ``django_app``."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = _match(route_path(scope)) if scope["type"] == "http" else None
-        if handler is None:
-            await self.app(scope, receive, send)
-            return
-        secure = scope.get("scheme") == "https"
-        if scope["method"] == "OPTIONS":
-            await _send(send, StreamResponse(204, dict(PREFLIGHT_HEADERS)), secure, head=False)
-            return
-        request = _request(scope, b"")
-        refusal = await awrite_limited(
-            request.method,
-            rate_key(
-                authorization=request.headers.get("Authorization", "") or "",
-                token=request.query_value("token"),
-                client=request.client,
-            ),
-        )
-        if refusal is not None:
-            await _send(send, error_stream_response(refusal), secure, head=False)
-            return
-        body = await _read_body(receive)
-        if body is None:
-            return
-        request.body = body
-        try:
-            response = await handler(request)
-        except Exception as exc:
-            where = f"{scope['method']} {scope['path']}"
-            response = error_stream_response(unexpected_error(where, exc))
-        await _send(send, response, secure, head=request.method == "HEAD", receive=receive)
+async def serve(handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one request on a stream URL (``handler``, from :func:`match`)."""
+    secure = scope.get("scheme") == "https"
+    if scope["method"] == "OPTIONS":
+        await _send(send, StreamResponse(204, dict(PREFLIGHT_HEADERS)), secure, head=False)
+        return
+    request = _request(scope, b"")
+    refusal = await awrite_limited(
+        request.method,
+        rate_key(
+            authorization=request.headers.get("Authorization", "") or "",
+            token=request.query_value("token"),
+            client=request.client,
+        ),
+    )
+    if refusal is not None:
+        await _send(send, error_stream_response(refusal), secure, head=False)
+        return
+    body = await _read_body(receive)
+    if body is None:
+        return
+    request.body = body
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        where = f"{scope['method']} {scope['path']}"
+        response = error_stream_response(unexpected_error(where, exc))
+    await _send(send, response, secure, head=request.method == "HEAD", receive=receive)
 
 
 def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -3,8 +3,9 @@ it rewrites its ``ServerProcess`` row with its figures (live readers, streams wa
 lag, recent errors, the channel layer's state, its last purge, per-minute samples of the last
 hour) and refreshes the database pool gauges of ``/metrics``.
 
-Started like the purge schedule (``apps.retention.scheduler``), by an ASGI wrapper on a real
-server's first request: ``AppConfig.ready`` cannot tell a server from a migration. So a worker
+Started like the purge schedule (``apps.retention.scheduler``), on a real server's first request
+(``ensure_started``, which ``streamdash.core.onserve.OnServe`` calls): ``AppConfig.ready``
+cannot tell a server from a migration. So a worker
 appears on the page once it has served a request (a load balancer's health checks suffice).
 The row goes through the database, not the channel layer, because the in-memory layer of a
 single process is not shared and the page must see every worker of ``serve --workers N``.
@@ -30,7 +31,7 @@ from apps.streams import hub, layer, threads
 from apps.streams.pools import pools_record
 from streamdash.core import metrics
 
-__all__ = ["Heartbeat", "beat", "figures", "stale_before"]
+__all__ = ["beat", "ensure_started", "figures", "stale_before"]
 
 logger = logging.getLogger(__name__)
 HOUR_MINUTES = 60
@@ -117,15 +118,3 @@ def ensure_started() -> None:
     task = loop.create_task(_loop(interval), name="streamdash-heartbeat")
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
-
-
-class Heartbeat:
-    """ASGI wrapper: ``Heartbeat(app)`` starts the beat on a real server's first request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("server") is not None:
-            ensure_started()
-        await self.app(scope, receive, send)

@@ -1,7 +1,8 @@
 """The in-server purge schedule: each server process purges every
 ``STREAMDASH_PURGE_INTERVAL_SECONDS`` (0 = off; then use ``manage.py purge_expired`` from cron).
 
-Why an ASGI wrapper started by the first request, rather than ``AppConfig.ready`` or a thread:
+Why started by the first request (``ensure_started``, which the ASGI entry calls through
+``streamdash.core.onserve.OnServe``), rather than ``AppConfig.ready`` or a thread:
 ``ready()`` runs in every ``manage.py`` command, in tests and before the server's event loop
 exists, so it cannot tell a server from a migration. The first request arrives on the server's
 own event loop, in the process that will keep serving; only real servers put ``server`` in the
@@ -23,14 +24,13 @@ import logging
 import random
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from django.conf import settings
 
 from apps.streams import threads
 from streamdash.core import requestid
 
-__all__ = ["PurgeScheduler"]
+__all__ = ["ensure_started"]
 
 logger = logging.getLogger(__name__)
 _executor: ThreadPoolExecutor | None = None
@@ -75,15 +75,3 @@ def ensure_started() -> bool:
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return True
-
-
-class PurgeScheduler:
-    """ASGI wrapper: ``PurgeScheduler(app)`` starts the loop on a real server's first request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("server") is not None:
-            ensure_started()
-        await self.app(scope, receive, send)

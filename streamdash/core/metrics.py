@@ -19,8 +19,9 @@ machine shared with other jobs (load average 9), PostgreSQL, Redis layer, one wo
   twice each way: one-chunk append 3.39 and 3.58 ms on, 3.33 and 3.50 ms off; HEAD 1.32 and
   1.34 ms on, 1.13 and 1.33 ms off.
 - ``timeit`` of the hooks on the same loaded machine: ``append_done`` 28 µs, ``response`` 6.5 µs,
-  the ``ResponseMetrics`` wrapper 26 µs per request (an empty lambda call took 0.4 µs there,
-  about ten times its usual cost), so about 2% of an append's CPU.
+  the response-counting wrapper (now ``metrics_export.counting``) 26 µs per request (an empty
+  lambda call took 0.4 µs there, about ten times its usual cost), so about 2% of an append's
+  CPU.
 
 Several processes (``serve --workers N``): prometheus-client's multiprocess mode, switched on by
 ``PROMETHEUS_MULTIPROC_DIR``, which the supervisor (``streamdash/core/workers.py``) creates for

@@ -4,7 +4,7 @@
   ``PROMETHEUS_MULTIPROC_DIR`` is set (prometheus-client's multiprocess collector reads each
   worker's files), else this process's registry.
 - :func:`multiprocess_dir` / :func:`process_dead`: the supervisor's side of multiprocess mode.
-- :class:`ResponseMetrics`: an ASGI wrapper counting every HTTP response by status and, for
+- :func:`counting`: a wrapper of ASGI `send` counting every HTTP response by status and, for
   errors in the JSON error shape (PROTOCOL.md §4), by code. The code is read from the body of
   error responses only, so a successful response costs one dictionary lookup.
 """
@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -29,7 +29,7 @@ from prometheus_client import (
 
 from streamdash.core import metrics
 
-__all__ = ["CONTENT_TYPE", "ResponseMetrics", "exposition", "multiprocess_dir", "process_dead"]
+__all__ = ["CONTENT_TYPE", "counting", "exposition", "multiprocess_dir", "process_dead"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -64,6 +64,7 @@ def process_dead(pid: int, env: Mapping[str, str]) -> None:
 
 
 Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
 
 
 def _error_code(body: bytes) -> str:
@@ -74,36 +75,29 @@ def _error_code(body: bytes) -> str:
         return ""
 
 
-class ResponseMetrics:
-    """``ResponseMetrics(app)``: ``streamdash_responses_total{status,code}`` for HTTP."""
+def counting(send: Send) -> Send:
+    """``send`` that counts the response in ``streamdash_responses_total{status,code}`` (the
+    error's code read from a JSON error body's first part). Only while metrics are on."""
+    status = 0
+    is_json = False
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not metrics.enabled():
-            await self.app(scope, receive, send)
-            return
-        status = 0
-        is_json = False
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, is_json
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = int(message["status"])
-                if status < 400:
+    async def counting_send(message: Message) -> None:
+        nonlocal status, is_json
+        kind = message["type"]
+        if kind == "http.response.start":
+            status = int(message["status"])
+            if status < 400:
+                metrics.response(status, "")
+            else:
+                is_json = any(
+                    name.lower() == b"content-type" and value.startswith(b"application/json")
+                    for name, value in message.get("headers", ())
+                )
+                if not is_json:
                     metrics.response(status, "")
-                else:
-                    is_json = any(
-                        name.lower() == b"content-type" and value.startswith(b"application/json")
-                        for name, value in message.get("headers", ())
-                    )
-                    if not is_json:
-                        metrics.response(status, "")
-            elif kind == "http.response.body" and status >= 400 and is_json:
-                is_json = False  # counted once, from the first part of the body
-                metrics.response(status, _error_code(message.get("body", b"")))
-            await send(message)
+        elif kind == "http.response.body" and status >= 400 and is_json:
+            is_json = False  # counted once, from the first part of the body
+            metrics.response(status, _error_code(message.get("body", b"")))
+        await send(message)
 
-        await self.app(scope, receive, counting_send)
+    return counting_send

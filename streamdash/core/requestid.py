@@ -19,7 +19,17 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["HEADER", "RequestId", "accept", "current", "outside_request"]
+__all__ = [
+    "HEADER",
+    "RequestId",
+    "accept",
+    "answering",
+    "current",
+    "enter",
+    "incoming",
+    "leave",
+    "outside_request",
+]
 
 HEADER = "X-Request-ID"
 _HEADER_KEY = HEADER.lower().encode("latin-1")
@@ -59,8 +69,27 @@ def outside_request() -> contextvars.Context:
     return context
 
 
+def incoming(scope: Scope) -> str:
+    """The request's id: its sane ``X-Request-ID``, else a new one."""
+    for name, value in scope["headers"]:
+        if name == _HEADER_KEY:
+            return accept(value)
+    return accept(None)
+
+
+def enter(request_id: str) -> contextvars.Token[str | None]:
+    """Make ``request_id`` the current one; hand the token to :func:`leave` when done."""
+    return _current.set(request_id)
+
+
+def leave(token: contextvars.Token[str | None]) -> None:
+    _current.reset(token)
+
+
 class RequestId:
-    """``RequestId(app)``: every HTTP and WebSocket request gets an id (see the module)."""
+    """``RequestId(app)``: every HTTP and WebSocket request gets an id (see the module). The
+    ASGI entry (``streamdash.entry``) does the same with :func:`incoming`, :func:`enter` and
+    :func:`answering`."""
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -69,27 +98,25 @@ class RequestId:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == _HEADER_KEY:
-                incoming = value
-                break
-        request_id = accept(incoming)
-        token = _current.set(request_id)
+        request_id = incoming(scope)
+        token = enter(request_id)
         try:
             if scope["type"] == "http":
-                await self.app(scope, receive, _answering(send, request_id.encode("latin-1")))
+                await self.app(scope, receive, answering(send, request_id))
             else:
                 await self.app(scope, receive, send)
         finally:
-            _current.reset(token)
+            leave(token)
 
 
-def _answering(send: Send, request_id: bytes) -> Send:
+def answering(send: Send, request_id: str) -> Send:
+    """``send`` with the ``X-Request-ID`` response header added (replacing any the app set)."""
+    encoded = request_id.encode("latin-1")
+
     async def send_with_id(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER_KEY]
-            message = {**message, "headers": [*headers, (_HEADER_KEY, request_id)]}
+            message = {**message, "headers": [*headers, (_HEADER_KEY, encoded)]}
         await send(message)
 
     return send_with_id

@@ -31,6 +31,7 @@ from apps.streams.live import follow
 from apps.streams.models import Chunk, Producer, Stream
 from apps.streams.notify import stream_group
 from streamdash.core.errors import Gone, StreamNotFound
+from streamdash.core.onserve import OnServe
 from streamdash.core.runstatus import RunStatus
 from tests.factories import make_project, make_stream
 
@@ -394,18 +395,12 @@ async def test_scheduler_off_switch(settings) -> None:
 
 async def test_scheduler_starts_once_per_loop_and_only_on_a_real_server(settings) -> None:
     settings.STREAMDASH_PURGE_INTERVAL_SECONDS = 3600
-    seen = []
-
-    async def app(scope, receive, send):
-        seen.append(scope["type"])
-
-    wrapped = scheduler.PurgeScheduler(app)
-    await wrapped({"type": "http"}, None, None)  # a test client: no "server" in the scope
+    on_serve = OnServe(scheduler.ensure_started)  # as the ASGI entry calls it
+    on_serve({"type": "http"})  # a test client: no "server" in the scope
     assert asyncio.get_running_loop() not in scheduler._started
-    await wrapped({"type": "http", "server": ("127.0.0.1", 80)}, None, None)
+    on_serve({"type": "http", "server": ("127.0.0.1", 80)})
     assert asyncio.get_running_loop() in scheduler._started
     assert scheduler.ensure_started() is False  # once per loop
-    assert seen == ["http", "http"]
     for task in list(scheduler._tasks):
         task.cancel()
 

@@ -1,0 +1,107 @@
+"""The ASGI application's front (``streamdash.entry``): every request gets its id, health
+checks come first, other responses are counted and bodies bounded, each path reaches its app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from prometheus_client import REGISTRY
+
+from streamdash.core import metrics
+
+
+def _application() -> Any:
+    from streamdash.asgi import application
+
+    return application
+
+
+async def _call(
+    path: str,
+    *,
+    method: str = "GET",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    body: bytes = b"",
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), *(headers or [])],
+        "client": ("127.0.0.1", 5555),
+    }
+    messages: list[dict[str, Any]] = []
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:  # the client stays until the response is sent (Django listens for it going)
+            await asyncio.Future()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await _application()(scope, receive, send)
+    start = messages[0]
+    content = b"".join(m.get("body", b"") for m in messages[1:])
+    return start["status"], dict(start["headers"]), content
+
+
+def _responses() -> float:
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "streamdash_responses"
+        for sample in family.samples
+        if sample.name == "streamdash_responses_total"
+    )
+
+
+@pytest.mark.django_db
+async def test_a_health_check_is_answered_first_with_the_request_id() -> None:
+    before = _responses()
+    status, headers, body = await _call("/healthz", headers=[(b"x-request-id", b"probe-1")])
+    assert (status, body) == (200, b'{"status": "ok"}')
+    assert headers[b"x-request-id"] == b"probe-1"
+    assert _responses() == before  # probes are not counted
+
+
+@pytest.mark.django_db
+async def test_each_path_reaches_its_app_with_an_id_and_is_counted() -> None:
+    before = _responses()
+    stream = await _call("/api/v1/runs/nope/streams/x")  # the lean path
+    api = await _call("/api/v1/runs/nope")  # Django's API handler
+    site = await _call("/no-such-page/")  # the site
+    for status, headers, _ in (stream, api, site):
+        assert status in (401, 404)
+        assert len(headers[b"x-request-id"]) == 32
+    assert stream[1][b"access-control-allow-origin"] == b"*"  # the lean path's CORS
+    if metrics.enabled():
+        assert _responses() == before + 3
+
+
+@pytest.mark.django_db
+@override_settings(STREAMDASH_MAX_REQUEST_BYTES=10)
+async def test_a_body_over_the_limit_is_refused_on_the_lean_path() -> None:
+    status, headers, body = await _call(
+        "/api/v1/runs/nope/streams/x", method="POST", body=b"x" * 11
+    )
+    assert status == 413
+    assert b'"code": "too_large"' in body or b"too_large" in body
+    assert b"x-request-id" in headers
+
+
+async def test_a_scope_of_another_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="lifespan"):
+        await _application()({"type": "lifespan"}, None, None)
