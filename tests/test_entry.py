@@ -105,3 +105,34 @@ async def test_a_body_over_the_limit_is_refused_on_the_lean_path() -> None:
 async def test_a_scope_of_another_type_is_refused() -> None:
     with pytest.raises(ValueError, match="lifespan"):
         await _application()({"type": "lifespan"}, None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+async def test_a_run_id_that_names_no_run_is_a_404_after_the_credential_checks(
+    method: str,
+) -> None:
+    """On the lean path the 404 of a malformed run id is answered on the loop; it still comes
+    after authentication (401) and the scope check (403), as on every other path."""
+    from asgiref.sync import sync_to_async
+
+    from apps.projects.tokens import token_mint
+    from apps.runs.services import run_create
+    from tests.factories import make_project
+
+    project, key = await sync_to_async(make_project)()
+    run = await sync_to_async(run_create)(project=project, task_id="t", payload={})
+    token = token_mint(project_id=project.pk, scopes=[f"read:runs:{run.id}"])
+    path = "/api/v1/runs/nope/streams/x"
+
+    def auth(credential: str) -> list[tuple[bytes, bytes]]:
+        return [(b"authorization", f"Bearer {credential}".encode())]
+
+    status, _, body = await _call(path, method=method, headers=auth(key))
+    assert status == 404
+    if method == "GET":
+        assert b'"run": "nope"' in body
+    assert (await _call(path, method=method))[0] == 401
+    assert (await _call(path, method=method, headers=auth(token)))[0] == 403
+    ok = await _call(f"/api/v1/runs/{run.id}/streams/x", method=method, headers=auth(token))
+    assert ok[0] == 404  # a run that exists, a stream that does not: the query's answer

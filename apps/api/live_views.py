@@ -97,6 +97,8 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
     try:
         if request.method == "POST" and request.pooled and services.appends_on_loop():
             return await stream_views.aappend(request, await _resolve_on_loop(request, resolve))
+        if request.method == "HEAD" and request.pooled:
+            resolve = await _resolved_for_reading(request, resolve)
         handler = _SYNC_HANDLERS.get(request.method)
         if handler is not None:
             return await _offload(request, _run_sync, handler, request, resolve)
@@ -106,6 +108,8 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             request.query, last_event_id=request.headers.get("Last-Event-ID")
         )
         if read_request.live is None and not read_request.ndjson:
+            if request.pooled:
+                resolve = await _resolved_for_reading(request, resolve)
             return await _offload(
                 request,
                 _run_sync,
@@ -174,6 +178,17 @@ async def _resolve_on_loop(request: StreamRequest, resolve: Resolve) -> Target:
             return resolve(request)
     except credentials.Uncached:
         return await threads.run_in("write", resolve, request)
+
+
+async def _resolved_for_reading(request: StreamRequest, resolve: Resolve) -> Resolve:
+    """The caller, resolved on the loop, allowed to read and naming a run that can exist; the
+    404 of a run id that cannot name one costs no thread and no query. The target is handed on
+    so the read does not resolve it again."""
+    target = await _resolve_on_loop(request, resolve)
+    target.require("read")
+    if target.names_no_run():
+        target.not_found()
+    return lambda _request: target
 
 
 def error_stream_response(exc: DomainError) -> StreamResponse:

@@ -13,6 +13,7 @@ from django.conf import settings
 from apps.api import protocol
 from apps.api.exchange import StreamRequest
 from apps.projects.access import Principal, authenticate_credential
+from apps.runs.ids import is_run_id
 from apps.runs.selectors import run_exists
 from apps.streams.inputs import input_key
 from apps.streams.models import Stream
@@ -71,6 +72,11 @@ class Target:
             )
         self.principal.require("read", run_id=run_id, key=key if run_id is not None else None)
         return ForkSpec(run_id, key, offset, sub_offset)
+
+    def names_no_run(self) -> bool:
+        """True when the URL's run id cannot name a run (``is_run_id``): its 404 needs no
+        query."""
+        return self.run_id is not None and not is_run_id(self.run_id)
 
     def not_found(self) -> None:
         """Raise the right 404: the run's, or the stream's."""
