@@ -136,3 +136,25 @@ async def test_a_run_id_that_names_no_run_is_a_404_after_the_credential_checks(
     assert (await _call(path, method=method, headers=auth(token)))[0] == 403
     ok = await _call(f"/api/v1/runs/{run.id}/streams/x", method=method, headers=auth(token))
     assert ok[0] == 404  # a run that exists, a stream that does not: the query's answer
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_head_on_the_lean_path_answers_as_the_django_view() -> None:
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    from tests.factories import make_project, make_stream
+
+    project, key = await sync_to_async(make_project)()
+    stream = await sync_to_async(make_stream)(project, chunks=[b"{}", b"{}"])
+    path = f"/ds/v1/stream/{stream.key}"
+    auth = [(b"authorization", f"Bearer {key}".encode())]
+    status, headers, body = await _call(path, method="HEAD", headers=auth)
+    django = await sync_to_async(Client().head)(path, headers={"Authorization": f"Bearer {key}"})
+    assert (status, body) == (django.status_code, b"")
+    for name in ("Content-Type", "Stream-Next-Offset", "Cache-Control", "ETag"):
+        assert headers.get(name.lower().encode()) == (
+            django.headers[name].encode() if name in django.headers else None
+        )
+    missing = await _call("/ds/v1/stream/no-such-stream", method="HEAD", headers=auth)
+    assert missing[0] == 404

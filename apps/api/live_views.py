@@ -99,6 +99,8 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
             return await stream_views.aappend(request, await _resolve_on_loop(request, resolve))
         if request.method == "HEAD" and request.pooled:
             resolve = await _resolved_for_reading(request, resolve)
+            if services.appends_on_loop():
+                return await stream_views.ametadata(request, resolve(request))
         handler = _SYNC_HANDLERS.get(request.method)
         if handler is not None:
             return await _offload(request, _run_sync, handler, request, resolve)

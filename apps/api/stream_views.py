@@ -143,7 +143,16 @@ def _appended(result: services.AppendResult, claim: ProducerClaim | None) -> Str
 
 def metadata(request: StreamRequest, target: Target) -> StreamResponse:
     target.require("read")
-    stream = target.stream()
+    return _metadata_response(target.stream())
+
+
+async def ametadata(request: StreamRequest, target: Target) -> StreamResponse:
+    """``metadata`` on the event loop (``Target.astream``)."""
+    target.require("read")
+    return _metadata_response(await target.astream())
+
+
+def _metadata_response(stream: Stream) -> StreamResponse:
     response = StreamResponse(200, {"Content-Type": stream.content_type})
     protocol.set_position_headers(
         response,

@@ -15,9 +15,10 @@ from apps.api.exchange import StreamRequest
 from apps.projects.access import Principal, authenticate_credential
 from apps.runs.ids import is_run_id
 from apps.runs.selectors import run_exists
+from apps.streams import threads
 from apps.streams.inputs import input_key
 from apps.streams.models import Stream
-from apps.streams.services import ForkSpec, StreamRef, stream_lookup
+from apps.streams.services import ForkSpec, StreamRef, astream_lookup, stream_lookup
 from streamdash.core.errors import BadRequest, NotFound, StreamNotFound
 
 _KEY_RE = re.compile(r"[A-Za-z0-9._~:-]{1,200}")
@@ -51,6 +52,15 @@ class Target:
         stream = stream_lookup(self.ref())
         if stream is None:
             self.not_found()
+        assert stream is not None
+        return stream
+
+    async def astream(self) -> Stream:
+        """``stream`` for async callers (``services.astream_lookup``); the 404's run check, a
+        query of the ORM, goes to the read pool."""
+        stream = await astream_lookup(self.ref())
+        if stream is None:
+            await threads.run_in("read", self.not_found)
         assert stream is not None
         return stream
 

@@ -294,6 +294,25 @@ def _same(value: Any) -> Any:
     return value
 
 
+async def fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """One row of one read statement through this loop's pool, with no thread (a HEAD's
+    stream lookup); a connection the server closed in the pool is dropped, not used."""
+    pool = await _pool()
+    for _ in range(2):
+        async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
+            if _went_away(conn):
+                await conn.close()
+                continue
+            cursor = await conn.execute(sql, params)
+            row: tuple[Any, ...] | None = await cursor.fetchone()
+            return row
+    await pool.check()
+    async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
+        cursor = await conn.execute(sql, params)
+        last: tuple[Any, ...] | None = await cursor.fetchone()
+        return last
+
+
 async def ping(*, wait: float) -> None:
     """One ``SELECT 1`` through this loop's pool (``/readyz``), waiting at most ``wait`` seconds
     for a connection. After a database restart the idle connections are dead: drop them and try

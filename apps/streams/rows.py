@@ -215,16 +215,24 @@ _STREAM_SQL = (
 def stream_by_name(*, project_id: int, run_id: str | None, key: str) -> Stream | None:
     """A stream row by its name, as a model instance, in one raw statement: every request on
     a stream URL starts here, and the ORM query cost more CPU to build than to run."""
-    params: list[int | str]
-    if run_id is None:
-        sql, params = _STREAM_SQL + "s.run_id IS NULL", [project_id, key]
-    else:
-        sql, params = _STREAM_SQL + "s.run_id = %s", [project_id, key, run_id]
+    sql, params = stream_by_name_sql(project_id=project_id, run_id=run_id, key=key)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return stream_from_row(row) if row is not None else None
+
+
+def stream_by_name_sql(
+    *, project_id: int, run_id: str | None, key: str
+) -> tuple[str, list[int | str]]:
+    """``stream_by_name``'s statement, for a caller with a connection of its own
+    (``pg_append.fetch_one``)."""
+    if run_id is None:
+        return _STREAM_SQL + "s.run_id IS NULL", [project_id, key]
+    return _STREAM_SQL + "s.run_id = %s", [project_id, key, run_id]
+
+
+def stream_from_row(row: Sequence[Any]) -> Stream:
     # SQLite gives datetimes as text and booleans as integers: convert as the ORM would.
     values = [
         convert(value) if convert is not None else value

@@ -84,6 +84,25 @@ def stream_lookup(ref: StreamRef) -> Stream | None:
     if names_nothing(ref.run_id, ref.key):
         return None
     stream = rows.stream_by_name(project_id=ref.project_id, run_id=ref.run_id, key=ref.key)
+    return _live(ref, stream)
+
+
+async def astream_lookup(ref: StreamRef) -> Stream | None:
+    """``stream_lookup`` for async callers: on PostgreSQL one statement on psycopg's pool, on
+    the loop; elsewhere one hop to the read pool."""
+    if not pg_append.available():
+        return await threads.run_in("read", stream_lookup, ref)
+    if names_nothing(ref.run_id, ref.key):
+        return None
+    sql, params = rows.stream_by_name_sql(
+        project_id=ref.project_id, run_id=ref.run_id, key=ref.key
+    )
+    row = await pg_append.fetch_one(sql, list(params))
+    stream = rows.stream_from_row(row) if row is not None else None
+    return _live(ref, stream)
+
+
+def _live(ref: StreamRef, stream: Stream | None) -> Stream | None:
     if stream is None or is_expired(stream, timezone.now()):
         return None
     if stream.deleted_at is not None:

@@ -1,5 +1,6 @@
 """Appends on PostgreSQL from async code (``apps.streams.pg_append``): a plain append is one
-statement; every stream the rules look at more closely gets the same answer as before."""
+statement; every stream the rules look at more closely gets the same answer as before. And the
+stream lookup a HEAD makes there (``services.astream_lookup``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ from apps.streams import pg_append
 from apps.streams.appending import AppendRequest, AppendResult
 from apps.streams.models import Chunk, Stream, StreamDefinition
 from apps.streams.producers import ProducerClaim
-from streamdash.core.errors import ContentTypeMismatch, SchemaViolation, StreamClosed, StreamFull
+from apps.streams.services import StreamRef, astream_lookup, stream_lookup
+from streamdash.core.errors import (
+    ContentTypeMismatch,
+    SchemaViolation,
+    StreamClosed,
+    StreamDeleted,
+    StreamFull,
+)
 from tests.factories import make_project, make_stream
 
 pytestmark = [
@@ -160,3 +168,24 @@ async def test_a_connection_the_server_closed_in_the_pool_is_not_used() -> None:
     assert (await _append(stream, [b"{}"])).next_index == 2
     _, chunks = await _stored(stream)
     assert [i for i, _ in chunks] == [0, 1]
+
+
+async def test_the_async_lookup_finds_what_the_sync_one_finds() -> None:
+    project, stream = await _stream(chunks=[b"{}"])
+    ref = StreamRef(project_id=project.pk, run_id=None, key=stream.key)
+    found = await astream_lookup(ref)
+    same = await sync_to_async(stream_lookup)(ref)
+    assert found is not None
+    assert same is not None
+    assert [getattr(found, f.attname) for f in Stream._meta.concrete_fields] == [
+        getattr(same, f.attname) for f in Stream._meta.concrete_fields
+    ]
+    assert await astream_lookup(StreamRef(project.pk, None, "no-such-stream")) is None
+    await sync_to_async(Stream.objects.filter(pk=stream.pk).update)(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert await astream_lookup(ref) is None  # expired is as good as gone
+    _, deleted = await _stream()
+    await sync_to_async(Stream.objects.filter(pk=deleted.pk).update)(deleted_at=timezone.now())
+    with pytest.raises(StreamDeleted):
+        await astream_lookup(StreamRef(deleted.project_id, None, deleted.key))
