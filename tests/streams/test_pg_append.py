@@ -149,10 +149,13 @@ async def test_a_stream_with_a_schema_validates_the_chunks() -> None:
 async def test_a_producer_append_is_deduplicated() -> None:
     _, stream = await _stream()
     claim = ProducerClaim("p1", 0, 0)
-    first = await _append(stream, [b"{}"], producer=claim)
-    again = await _append(stream, [b"{}"], producer=claim)
+    batch = [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    first = await _append(stream, batch, producer=claim)
+    again = await _append(stream, batch, producer=claim)
     assert (first.duplicate, again.duplicate) == (False, True)
-    assert again.next_index == first.next_index == 1
+    assert again.next_index == first.next_index == 3
+    _, chunks = await _stored(stream)
+    assert chunks == list(enumerate(batch))
 
 
 async def test_a_connection_the_server_closed_in_the_pool_is_not_used() -> None:
