@@ -17,6 +17,11 @@ the same things once each, in the same order:
    body bounded as it is read (``apps.api.bodylimit.limited``);
 6. the stream URLs to the lean path (``apps.api.lean``), the rest of ``/api/`` to ``api``
    (``ApiASGIHandler``), the site (dashboard, admin) to ``site`` (Django's handler).
+
+What the fold saves is tens of microseconds per request: under the noise of the loaded machine
+it was measured on (load 2 to 5 on 2 cores), so its figures are those of the whole path, in
+``apps.streams.pg_append`` and ``apps.api.live_views`` (``streambench inprocess``: one-chunk
+append 2.75–3.00 → 0.72–1.28 ms of CPU, HEAD 0.80–1.30 → 0.49–0.62 ms).
 """
 
 from __future__ import annotations

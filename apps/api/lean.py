@@ -6,9 +6,11 @@ server does all day, and Django's request cycle was most of its cost. Measured i
 ASGI app called directly, PostgreSQL, ``DEBUG=0``), before: HEAD 6.0 ms of CPU, one-chunk
 append 5.7 ms, catch-up GET of 20 chunks 12.0 ms, a 404 8.5 ms — of which the database work was
 under 1 ms each. In process after it (``streambench inprocess``): HEAD 0.8 ms, one-chunk append
-1.7 ms (with the async append), a 404 0.5 ms. Here a request is parsed from the ASGI scope,
-matched against the URLconf's own patterns for these routes, handed to ``live_views.dispatch``
-or ``subscribe_run`` (the same code the Django views run) and sent back; no ``HttpRequest``, no
+1.7 ms (with the async append), a 404 0.5 ms; since, with the one-statement append, the
+folded ASGI entry and HEAD and the 404 on the loop: HEAD 0.5–0.6 ms, one-chunk append
+0.7–1.3 ms, a 404 0.15–0.2 ms (``apps.streams.pg_append``, ``live_views``). Here a request is
+parsed from the ASGI scope, matched against the URLconf's own patterns for these routes, handed
+to ``live_views.dispatch`` or ``subscribe_run`` (the same code the Django views run) and sent back; no ``HttpRequest``, no
 middleware chain, no URL resolver, no per-request thread context.
 
 What Django's middleware did for these URLs is done here, once each: CORS (preflight and
