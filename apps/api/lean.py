@@ -10,8 +10,8 @@ under 1 ms each. In process after it (``streambench inprocess``): HEAD 0.8 ms, o
 folded ASGI entry and HEAD and the 404 on the loop: HEAD 0.5–0.6 ms, one-chunk append
 0.7–1.3 ms, a 404 0.15–0.2 ms (``apps.streams.pg_append``, ``live_views``). Here a request is
 parsed from the ASGI scope, matched against the URLconf's own patterns for these routes, handed
-to ``live_views.dispatch`` or ``subscribe_run`` (the same code the Django views run) and sent back; no ``HttpRequest``, no
-middleware chain, no URL resolver, no per-request thread context.
+to ``live_views.dispatch`` or ``subscribe_run`` (the same code the Django views run) and sent
+back; no ``HttpRequest``, no middleware chain, no URL resolver, no per-request thread context.
 
 What Django's middleware did for these URLs is done here, once each: CORS (preflight and
 headers), ``nosniff``, the sandbox CSP, CORP and HSTS (``middleware.api_headers``), the write
