@@ -32,7 +32,7 @@ from apps.api.ratelimit import live_reads
 from apps.api.stream_wait import await_run_stream
 from apps.api.targets import Target, run_target, standalone_target
 from apps.projects import credentials
-from apps.streams import services, threads
+from apps.streams import pg_read, services, threads
 from apps.streams.export import chunks_export
 from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
@@ -120,6 +120,10 @@ async def dispatch(request: StreamRequest, resolve: Resolve) -> StreamResponse:
         if read_request.live is None and not read_request.ndjson:
             if request.pooled:
                 resolve = await _resolved_for_reading(request, resolve)
+                if pg_read.available():
+                    response = await stream_views.aread(request, resolve(request), read_request)
+                    if response is not None:
+                        return response
             return await _offload(
                 request,
                 _run_sync,

@@ -121,6 +121,11 @@ async def _pool() -> AsyncConnectionPool[Any]:
     return pool
 
 
+async def pool() -> AsyncConnectionPool[Any]:
+    """This loop's pool, shared with the read path's statements (``pg_read``)."""
+    return await _pool()
+
+
 def usage() -> tuple[int, int]:
     """Connections in use and requests waiting for one, over this process's pools."""
     in_use = waiting = 0
