@@ -24,20 +24,34 @@ def data_encoding(content_type: str) -> str:
     return "base64" if kind == "bytes" else kind
 
 
-def data_frame(chunks: list[bytes], encoding: str) -> bytes:
+def data_frame_parts(chunks: list[bytes], encoding: str) -> list[bytes]:
+    """A data frame as pieces that one ``b"".join`` turns into its bytes: the chunks of a
+    compact JSON batch go in as they are, so the frame (with the control frame after it, see
+    ``batch_frames``) costs one copy of the batch instead of three."""
     if encoding == "json":
-        payload_bytes = json_array(chunks)
-        if b"\n" not in payload_bytes and b"\r" not in payload_bytes:
+        if not any(b"\n" in c or b"\r" in c for c in chunks):
             # The usual case (compact JSON): one data line, built without decoding and
             # splitting a copy of a batch that may be a megabyte.
-            return b"event: data\ndata:" + payload_bytes + b"\n\n"
-        lines = _LINE_BREAK.split(payload_bytes.decode("utf-8"))
+            parts = [b","] * (2 * len(chunks) + 1)
+            parts[0], parts[-1] = b"event: data\ndata:[", b"]\n\n"
+            parts[1::2] = chunks
+            return parts
+        lines = _LINE_BREAK.split(json_array(chunks).decode("utf-8"))
     elif encoding == "text":
         lines = _LINE_BREAK.split(b"".join(chunks).decode("utf-8", errors="replace"))
     else:
-        return b"event: data\ndata:" + base64.b64encode(b"".join(chunks)) + b"\n\n"
+        return [b"event: data\ndata:", base64.b64encode(b"".join(chunks)), b"\n\n"]
     body = "".join(f"data:{line}\n" for line in lines)
-    return f"event: data\n{body}\n".encode()
+    return [f"event: data\n{body}\n".encode()]
+
+
+def batch_frames(chunks: list[bytes], encoding: str, control: bytes) -> bytes:
+    """A batch's data frame (none without chunks) and its control frame, in one bytes."""
+    if not chunks:
+        return control
+    parts = data_frame_parts(chunks, encoding)
+    parts.append(control)
+    return b"".join(parts)
 
 
 def control_frame(*, next_offset: str, cursor: str | None, up_to_date: bool, closed: bool) -> bytes:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from apps.streams.payloads import split_body, split_json
+from apps.streams.payloads import json_array, read_body, split_body, split_json
 from streamdash.core.errors import InvalidJson, TooLarge, TooManyChunks
 
 JSON = "application/json"
@@ -84,3 +84,16 @@ def test_split_json_keeps_numbers_byte_exact_whatever_their_size(value: bytes) -
     the stream stores the writer's bytes, and never converts them."""
     assert split_body(JSON, b"[" + value + b", " + value + b"]") == [value, value]
     assert split_body(JSON, value) == [value]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "body"),
+    [([], b"[]"), ([b"1"], b"[1]"), ([b'{"a":[1]}', b'"x"', b"null"], b'[{"a":[1]},"x",null]')],
+)
+def test_json_array_is_the_chunks_as_one_array(chunks: list[bytes], body: bytes) -> None:
+    assert json_array(chunks) == body
+    assert read_body("application/json; charset=utf-8", chunks) == body
+
+
+def test_read_body_of_bytes_is_the_chunks_joined() -> None:
+    assert read_body("application/octet-stream", [b"\x00", b"[", b""]) == b"\x00["
