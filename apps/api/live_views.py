@@ -286,13 +286,17 @@ def _sse_response(
                 if batch is None:
                     yield sse.HEARTBEAT
                     continue
-                control = sse.control_frame(
+                frames = (
+                    sse.data_frame([c.data for c in batch.chunks], encoding)
+                    if (batch.chunks)
+                    else b""
+                )
+                yield frames + sse.control_frame(
                     next_offset=offset_for(batch.next_index),
                     cursor=cursor,
                     up_to_date=batch.up_to_date,
                     closed=batch.closed,
                 )
-                yield sse.batch_frames([c.data for c in batch.chunks], encoding, control)
         except DomainError as exc:
             yield f"event: error\ndata:{error_json(exc)}\n\n".encode()
 
