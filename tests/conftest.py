@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from django.test import Client
 
 from apps.projects import credentials
 from apps.projects.models import Project
+from apps.streams import pg_append
 from tests.factories import make_project
 from tests.server import Server, server_database
 
@@ -64,6 +65,15 @@ def server(server_db: str) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def server_key(server: Server) -> str:
     return server.create_project()
+
+
+@pytest.fixture(autouse=True)
+async def _close_async_pool() -> AsyncIterator[None]:
+    """A test's event loop goes with the test: so must the psycopg async pool opened on it
+    (live reads catching up from PostgreSQL use it), or its connections stay open to the
+    test database until the session ends."""
+    yield
+    await pg_append.close_pool()
 
 
 @pytest.fixture(autouse=True)

@@ -437,9 +437,7 @@ class Hub:
             metrics.ring_read(hit=True)
             return state.from_ring(start, limit, max_bytes)
         metrics.ring_read(hit=False)
-        return await threads.run_in(
-            "read",
-            selectors.chunks_from_index,
+        return await selectors.achunks_from_index(
             stream_id=state.stream_id,
             start=start,
             end=state.next_index,

@@ -126,6 +126,14 @@ async def pool() -> AsyncConnectionPool[Any]:
     return await _pool()
 
 
+async def close_pool() -> None:
+    """Close this loop's pool, if it has one: a server's loop lives as long as the process,
+    but each test runs a loop of its own."""
+    pool = _pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        await pool.close()
+
+
 def usage() -> tuple[int, int]:
     """Connections in use and requests waiting for one, over this process's pools."""
     in_use = waiting = 0

@@ -105,15 +105,7 @@ async def read_page(
         "limit": limit,
         "max_bytes": max_bytes,
     }
-    sql = _STANDALONE if run_id is None else _BY_RUN
-    pool = await pg_append.pool()
-    try:
-        rows = await _fetch(pool, sql, params)
-    except OperationalError:
-        # The pooled connections died with the server they were made to (a restart, a
-        # failover): drop every dead one, then read once more (a read may be repeated).
-        await pool.check()
-        rows = await _fetch(pool, sql, params)
+    rows = await fetch_all(_STANDALONE if run_id is None else _BY_RUN, params)
     if not rows:
         return None
     first = rows[0]
@@ -134,7 +126,21 @@ async def read_page(
     )
 
 
-async def _fetch(pool: AsyncConnectionPool[Any], sql: str, params: dict[str, Any]) -> list[Any]:
+async def fetch_all(sql: str, params: dict[str, Any] | list[Any]) -> list[Any]:
+    """The rows of one read-only statement, in binary, on this loop's pool."""
+    pool = await pg_append.pool()
+    try:
+        return await _fetch(pool, sql, params)
+    except OperationalError:
+        # The pooled connections died with the server they were made to (a restart, a
+        # failover): drop every dead one, then read once more (a read may be repeated).
+        await pool.check()
+        return await _fetch(pool, sql, params)
+
+
+async def _fetch(
+    pool: AsyncConnectionPool[Any], sql: str, params: dict[str, Any] | list[Any]
+) -> list[Any]:
     async with pool.connection() as conn:
         # One statement in autocommit: no BEGIN and COMMIT round trips (0.42 ms of CPU a read
         # with them, 0.34 without, in one sitting). The pool's transaction mode is the append

@@ -9,7 +9,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from apps.streams import lineage
+from apps.streams import lineage, pg_read, threads
 from apps.streams.models import Chunk, Stream
 from apps.streams.records import ChunkRecord, StreamTail
 from streamdash.core.clock import aware_datetime
@@ -66,6 +66,37 @@ def chunks_from_index(
     return records
 
 
+async def achunks_from_index(
+    *,
+    stream_id: int,
+    start: int,
+    end: int,
+    limit: int,
+    max_bytes: int,
+    fork_index: int = 0,
+) -> list[ChunkRecord]:
+    """``chunks_from_index`` for async callers (a live reader catching up): on PostgreSQL one
+    statement on the async pool (``pg_read``), no thread; elsewhere, and for a fork's prefix,
+    one hop to the read pool.
+
+    Measured with ``streambench big`` (SSE of 500 KB chunks in 1 MiB batches, one statement a
+    batch): 0 -> 0 MB/s; each hop also took a Django connection out of its pool, with the
+    health check's round trip."""
+    if start >= fork_index and pg_read.available():
+        rows = await pg_read.fetch_all(_PAGE_SQL, [stream_id, start, end, limit, max_bytes])
+        return _records(rows)
+    return await threads.run_in(
+        "read",
+        chunks_from_index,
+        stream_id=stream_id,
+        start=start,
+        end=end,
+        limit=limit,
+        max_bytes=max_bytes,
+        fork_index=fork_index,
+    )
+
+
 def _page(stream_id: int, start: int, end: int, limit: int, max_bytes: int) -> list[ChunkRecord]:
     params = [stream_id, start, end, limit, max_bytes]
     if connection.vendor == "postgresql":
@@ -74,6 +105,10 @@ def _page(stream_id: int, start: int, end: int, limit: int, max_bytes: int) -> l
         with connection.cursor() as cursor:
             cursor.execute(_PAGE_SQL, params)
             rows = cursor.fetchall()
+    return _records(rows)
+
+
+def _records(rows: list[Any]) -> list[ChunkRecord]:
     return [
         ChunkRecord(index, bytes(data), _timestamp(created_at), producer)
         for index, data, created_at, producer in rows
