@@ -225,8 +225,8 @@ async def aread(
     request: StreamRequest, target: Target, read_request: protocol.ReadRequest
 ) -> StreamResponse | None:
     """``read`` on the event loop, in one statement (``apps.streams.pg_read``); None when the
-    read is one for ``read`` (a missing, expired or deleted stream, a sliding TTL to renew, a
-    fork's prefix).
+    read is one for ``read`` (an expired or deleted stream, a sliding TTL to renew, a fork's
+    prefix).
 
     Server CPU per catch-up GET of a 20-chunk JSON stream, in process (``python manage.py
     streambench inprocess --requests 300``, PostgreSQL 15, ``DEBUG=0``, one sitting, load
@@ -243,6 +243,9 @@ async def aread(
         limit=settings.STREAMDASH_READ_PAGE_CHUNKS,
         max_bytes=settings.STREAMDASH_READ_PAGE_BYTES,
     )
+    if page is None:
+        # No such stream: the 404 says whether the run is missing too.
+        await threads.run_in("write", target.not_found)
     if page is None or not page.simple(timezone.now()):
         return None
     check_retained(page.first_index, page.start)
