@@ -34,7 +34,7 @@ from typing import Any
 
 from psycopg import OperationalError
 from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from apps.streams import pg_append
 from apps.streams.models import Chunk, Stream
@@ -141,6 +141,8 @@ async def fetch_all(sql: str, params: dict[str, Any] | list[Any]) -> list[Any]:
     pool = await pg_append.pool()
     try:
         return await _fetch(pool, sql, params)
+    except PoolTimeout:
+        raise  # no connection came in time: waiting as long again would not help
     except OperationalError:
         # The pooled connections died with the server they were made to (a restart, a
         # failover): drop every dead one, then read once more (a read may be repeated).
