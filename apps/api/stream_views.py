@@ -229,11 +229,11 @@ async def aread(
     prefix).
 
     Server CPU per catch-up GET of a 20-chunk JSON stream, in process (``python manage.py
-    streambench inprocess --requests 1000``, PostgreSQL 15, ``DEBUG=0``; main and this
-    alternated twice in one sitting, load average 2.3–2.6 on 2 shared cores): through ``read``
-    on the write pool 1.82 and 1.52 ms, here 0.61 and 0.69 ms (HEAD, append and 404 the same
-    within the noise). What is left is the round trip itself: a bare ``SELECT 1`` through the
-    async pool costs 0.23–0.33 ms of CPU here, the lean path's parsing and headers the rest."""
+    streambench inprocess --requests 300``, PostgreSQL 15, ``DEBUG=0``; main and this branch
+    alternated twice in one sitting, load average 1.8 on 2 shared cores): through ``read`` on
+    the write pool 1.67 and 1.46 ms, here 0.52 and 0.50 ms (HEAD, append and 404 the same
+    within the noise). What is left is mostly the round trip itself: a bare ``SELECT 1``
+    through the async pool costs 0.23–0.33 ms of CPU here."""
     target.require("read")
     ref = target.ref()
     if names_nothing(ref.run_id, ref.key):
