@@ -16,17 +16,16 @@ sliding TTL to renew, or a read of a fork's prefix (``lineage``) — comes back 
 it always has. CPU per request before and after: ``stream_views.aread``.
 
 ``python manage.py streambench big --mib 50`` (500 KB chunks, PostgreSQL 15, ``DEBUG=0``; main
-then this branch in one sitting, load average 1.9–3.4 on 2 shared cores), catch-up pages 60.4
--> 81.5 MB/s and SSE 42.4 -> 66.2 MB/s (COPY TO STDOUT: 566 and 390 MB/s), with this module,
+then this branch in one sitting, load average 1.6–1.8 on 2 shared cores): catch-up pages 47.9
+-> 84.1 MB/s and SSE 55.1 -> 114.9 MB/s (COPY TO STDOUT: 443 and 488 MB/s), with this module,
 binary bytea in ``selectors``, one copy per page and batch (``payloads.json_array``,
 ``sse.data_frame``) and live catch-up on the pool (``selectors.achunks_from_index``); server
-RSS growth +9 and +4 MiB (was +21 and +9). ``big --mib 300`` (the issue's size, 630 chunks;
+RSS growth +10 and +6 MiB (was +23 and +9). ``big --mib 300`` (the issue's size, 630 chunks;
 this branch then main in one sitting, load 2.8–4.3): pages 55.6 -> 99.2 MB/s, SSE 45.3 -> 106.2
-MB/s (COPY 363 and 385 MB/s), RSS growth +22 / +14 -> +9 / +0 MiB. Short of 100 MB/s for pages
-at 50 MiB and on a busier machine: per 4 MiB page the server spends about 21 ms of CPU (py-spy:
-psycopg taking the rows off the wire about half, Twisted's copy and sends of the body most of
-the rest), the client (httpx) about 13 and PostgreSQL about 9, one after another: a page is not
-sent before it is whole.
+MB/s (COPY 363 and 385 MB/s), RSS growth +22 / +14 -> +9 / +0 MiB. Pages stay short of 100
+MB/s: per 4 MiB page the server spends about 21 ms of CPU (py-spy: psycopg taking the rows off
+the wire about half, Twisted's copy and sends of the body most of the rest), the client (httpx)
+about 13 and PostgreSQL about 9, one after another: a page is not sent before it is whole.
 """
 
 from __future__ import annotations
