@@ -38,7 +38,7 @@ from apps.streams.live import check_retained, follow
 from apps.streams.models import Stream
 from apps.streams.payloads import read_body
 from streamdash.core.errors import BadRequest, DomainError, StreamNotFound, TooLarge
-from streamdash.core.offsets import NOW, offset_for
+from streamdash.core.offsets import NOW
 
 T = TypeVar("T")
 
@@ -286,17 +286,7 @@ def _sse_response(
                 if batch is None:
                     yield sse.HEARTBEAT
                     continue
-                frames = (
-                    sse.data_frame([c.data for c in batch.chunks], encoding)
-                    if (batch.chunks)
-                    else b""
-                )
-                yield frames + sse.control_frame(
-                    next_offset=offset_for(batch.next_index),
-                    cursor=cursor,
-                    up_to_date=batch.up_to_date,
-                    closed=batch.closed,
-                )
+                yield sse.live_frames(stream.pk, batch, encoding, cursor)
         except DomainError as exc:
             yield f"event: error\ndata:{error_json(exc)}\n\n".encode()
 

@@ -4,6 +4,10 @@
 text, one ``data:`` line per line; other types: base64). Every data frame is followed by an
 ``event: control`` frame whose JSON holds the position. Control frames carry ``id: <offset>``
 after their ``data:`` line, so a browser ``EventSource`` resumes by itself with Last-Event-ID.
+
+Live readers of one stream that are at the same position get the same bytes: ``live_frames``
+builds them once per process and batch (``json.dumps`` of the control frame, the offset and the
+JSON array of the chunks were 6% of the server's samples with 200 readers, once per reader).
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections import OrderedDict
 
+from apps.streams.live import LiveBatch
 from apps.streams.payloads import json_array
 from streamdash.core.content import content_kind
+from streamdash.core.offsets import offset_for
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -59,3 +66,32 @@ def control_frame(*, next_offset: str, cursor: str | None, up_to_date: bool, clo
 
 
 HEARTBEAT = b": keep-alive\n\n"
+
+
+# A handful of batches is all the readers of a round share; frames of big batches (up to a
+# live page, 1 MiB) are not kept.
+_SHARED_FRAMES = 64
+_SHARED_FRAME_BYTES = 64 * 1024
+_frames: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+
+
+def live_frames(stream_id: int, batch: LiveBatch, encoding: str, cursor: str | None) -> bytes:
+    """A live batch's data frame (if it has chunks) and its control frame. Chunks never change
+    once written, so a batch is known by its stream and index range."""
+    first = batch.chunks[0].index if batch.chunks else batch.next_index
+    key = (stream_id, first, batch.next_index, batch.up_to_date, batch.closed, encoding, cursor)
+    frames = _frames.get(key)
+    if frames is not None:
+        return frames
+    data = data_frame([c.data for c in batch.chunks], encoding) if batch.chunks else b""
+    frames = data + control_frame(
+        next_offset=offset_for(batch.next_index),
+        cursor=cursor,
+        up_to_date=batch.up_to_date,
+        closed=batch.closed,
+    )
+    if len(frames) <= _SHARED_FRAME_BYTES:
+        _frames[key] = frames
+        if len(_frames) > _SHARED_FRAMES:
+            _frames.popitem(last=False)
+    return frames

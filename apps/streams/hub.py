@@ -42,6 +42,7 @@ from apps.projects import credentials
 from apps.projects.services import REVOCATION_GROUP, revoked_among
 from apps.streams import layer, selectors, threads
 from apps.streams.notify import stream_group
+from apps.streams.pacing import WakePacer
 from apps.streams.records import ChunkRecord, StreamTail
 from apps.streams.run_watch import RunSource, RunState, RunWatches
 from streamdash.core import metrics, requestid
@@ -75,12 +76,22 @@ class StreamState:
         self.readers = 0
         self._changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.refresh_lock = asyncio.Lock()
+        self.pacer = WakePacer(self._release)
 
     @property
     def ring_start(self) -> int:
         return self.ring[0].index if self.ring else self.next_index
 
     def wake(self) -> None:
+        """Wake every reader now (a close, a deletion, a revocation, a refresh)."""
+        self.pacer.now()
+
+    def wake_soon(self) -> None:
+        """New chunks: wake the readers now or, with many of them, after a pause that lets
+        more chunks join the batch (``apps.streams.pacing``)."""
+        self.pacer.soon()
+
+    def _release(self) -> None:
         if not self._changed.done():
             self._changed.set_result(None)
         self._changed = asyncio.get_running_loop().create_future()
@@ -299,7 +310,7 @@ class Hub:
         if chunks is not None and message["start"] <= state.next_index:
             state.extend([ChunkRecord(*c) for c in chunks if c[0] >= state.next_index])
             state.closed = state.closed or message["closed"]
-            state.wake()
+            state.wake_soon()
         elif message["end"] > state.next_index or message["closed"] != state.closed:
             self._spawn(self._refresh(state, None))
 
@@ -386,6 +397,7 @@ class Hub:
         finally:
             state.readers -= 1
             if state.readers == 0 and self.states.get(stream_id) is state:
+                state.pacer.cancel()
                 del self.states[stream_id]
                 await self.leave(stream_group(stream_id))
 
