@@ -12,6 +12,24 @@ meanwhile reach every reader as one batch (one frame and one write per reader in
 one per append), and fan-out takes at most about half of the loop whatever the number of
 readers. A round shorter than ``IMMEDIATE_SECONDS`` (a few readers) is not paced at all, so
 a single reader's latency is what it was. The wait is capped at ``MAX_DELAY_SECONDS``.
+
+Measured with ``DEBUG=0 ALLOWED_HOSTS=127.0.0.1 manage.py streambench fanout --readers 1000
+--viewers 50 --seconds 10`` (PostgreSQL 15, this 2-core machine shared with other work, load
+average 4.0–4.6 during both runs, main then this change minutes apart), together with the
+direct socket write of streamdash/core/flowserver.py and the frames shared per batch
+(apps/api/sse.py ``live_frames``):
+
+| 1,000 SSE readers | before | after |
+|---|---|---|
+| server CPU per append, readers open (nothing open: 4.5 / 5.8 ms) | 286 ms | 37.3 ms |
+| writer, flat out, readers open | 1.6 appends/s | 13.9 appends/s |
+| delivery at 100 chunks/s: appends the server kept | 2/s | 14/s |
+| delivery: append → SSE receive p50 / p99 | 989 / 2,928 ms | 219 / 995 ms |
+
+Every reader and viewer got every chunk in both runs.
+
+With 200 readers and 10 viewers (same command, ``--readers 200 --viewers 10``, load 5–6):
+49.9 → 15.9 ms of server CPU per append with the readers open, 12.8 → 27.5 appends/s.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ alike): the valve is registered with the connection's TCP transport on the first
 a ``websocket.send`` waits while Twisted has paused it; a socket paused for longer than the
 stall limit is aborted. Daphne tells the application ``websocket.disconnect`` as for any drop.
 
+A streamed body part goes straight to the socket when Twisted holds nothing for it
+(``_write_body``): daphne's path made every part an epoll registration and a later
+``doWrite``, most of what a live SSE reader cost per append.
+
 Run it like daphne (same arguments): ``python -m streamdash.core.flowserver …``;
 ``streamdash.core.serving.daphne_command`` does.
 """
