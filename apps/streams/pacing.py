@@ -15,21 +15,25 @@ a single reader's latency is what it was. The wait is capped at ``MAX_DELAY_SECO
 
 Measured with ``DEBUG=0 ALLOWED_HOSTS=127.0.0.1 manage.py streambench fanout --readers 1000
 --viewers 50 --seconds 10`` (PostgreSQL 15, this 2-core machine shared with other work, load
-average 4.0–4.6 during both runs, main then this change minutes apart), together with the
-direct socket write of streamdash/core/flowserver.py and the frames shared per batch
-(apps/api/sse.py ``live_frames``):
+average 4.0–4.6 in every run; main at 04:50, this change at 05:07), together with the direct
+socket write of streamdash/core/flowserver.py, the frames shared per batch (apps/api/sse.py
+``live_frames``) and a future per waiting reader in place of ``asyncio.shield``
+(``StreamState.wait``):
 
 | 1,000 SSE readers | before | after |
 |---|---|---|
-| server CPU per append, readers open (nothing open: 4.5 / 5.8 ms) | 286 ms | 37.3 ms |
-| writer, flat out, readers open | 1.6 appends/s | 13.9 appends/s |
-| delivery at 100 chunks/s: appends the server kept | 2/s | 14/s |
-| delivery: append → SSE receive p50 / p99 | 989 / 2,928 ms | 219 / 995 ms |
+| server CPU per append, readers open (nothing open: 4.5 / 3.9 ms) | 286 ms | 23.2 ms |
+| writer, flat out, readers open | 1.6 appends/s | 21.3 appends/s |
+| the same with 10 viewers too (share of the figure with none) | 2.5 appends/s | 22.8 (107%) |
+| delivery at 100 chunks/s: appends the server kept | 2/s | 29/s |
+| delivery: append → SSE receive p50 / p99 | 989 / 2,928 ms | 187 / 602 ms |
 
-Every reader and viewer got every chunk in both runs.
-
-With 200 readers and 10 viewers (same command, ``--readers 200 --viewers 10``, load 5–6):
-49.9 → 15.9 ms of server CPU per append with the readers open, 12.8 → 27.5 appends/s.
+Every reader and viewer got every chunk in both runs. Without the change to ``wait`` (04:48)
+it was 37.3 ms of CPU per append, 13.9 appends/s, p99 995 ms. With 200 readers and 10 viewers
+(``--readers 200 --viewers 10``, load 5–6, 04:33): 49.9 → 15.9 ms of server CPU per append with
+the readers open, 12.8 → 27.5 appends/s. What is left per reader and round (py-spy, 1,000
+readers): the ``send`` system call (18% of the samples), the ASGI send wrappers and the
+reader's task (``follow`` → SSE frames → pump), about 25 µs of CPU per reader per round.
 """
 
 from __future__ import annotations
@@ -71,9 +75,9 @@ class WakePacer:
             self._timer = None
         began = time.perf_counter()
         self._wake()
-        # The wake resolves the readers' shared future, whose callbacks schedule each reader's
-        # task; a callback queued behind those, which queues one more, runs after every reader
-        # took its turn (a reader's turn is one task step unless its socket is full).
+        # The wake resolves each waiting reader's future, which schedules that reader's task; a
+        # callback queued behind those, which queues one more, runs after every reader took its
+        # turn (a reader's turn is one task step unless its socket is full).
         self._loop.call_soon(self._loop.call_soon, self._ended, began)
 
     def cancel(self) -> None:
