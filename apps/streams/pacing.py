@@ -33,7 +33,7 @@ it was 37.3 ms of CPU per append, 13.9 appends/s, p99 995 ms. With 200 readers a
 (``--readers 200 --viewers 10``, load 5–6, 04:33): 49.9 → 15.9 ms of server CPU per append with
 the readers open, 12.8 → 27.5 appends/s. What is left per reader and round (py-spy, 1,000
 readers): the ``send`` system call (18% of the samples), the ASGI send wrappers and the
-reader's task (``follow`` → SSE frames → pump), about 25 µs of CPU per reader per round.
+reader's task (``follow`` → SSE frames → pump → send).
 """
 
 from __future__ import annotations
