@@ -90,7 +90,7 @@ class StreamState:
     def wake_soon(self) -> None:
         """New chunks: wake the readers now or, with many of them, after a pause that lets
         more chunks join the batch (``apps.streams.pacing``)."""
-        self.pacer.soon()
+        self.pacer.soon(self.readers)
 
     def _release(self) -> None:
         waiters, self._waiters = self._waiters, set()

@@ -10,8 +10,10 @@ So the pacer measures how long the last round held the loop and, when an append 
 the readers no sooner than that long after the last round ended: the appends that arrive
 meanwhile reach every reader as one batch (one frame and one write per reader instead of
 one per append), and fan-out takes at most about half of the loop whatever the number of
-readers. A round shorter than ``IMMEDIATE_SECONDS`` (a few readers) is not paced at all, so
-a single reader's latency is what it was. The wait is capped at ``MAX_DELAY_SECONDS``.
+readers. A round shorter than ``IMMEDIATE_SECONDS``, or of fewer than ``PACED_READERS``
+readers, is not paced at all, so a single reader's latency is what it was: a few readers cannot
+hold the loop for long, and what a round's timing catches then is mostly other work (a busy
+writer's requests). The wait is capped at ``MAX_DELAY_SECONDS``.
 
 Measured with ``DEBUG=0 ALLOWED_HOSTS=127.0.0.1 manage.py streambench fanout --readers 1000
 --viewers 50 --seconds 10`` (PostgreSQL 15, this 2-core machine shared with other work, load
@@ -43,6 +45,7 @@ import time
 from collections.abc import Callable
 
 IMMEDIATE_SECONDS = 0.002
+PACED_READERS = 20
 MAX_DELAY_SECONDS = 0.1
 # The pause after a round, as a multiple of the round's length: 1.0 leaves the writers at
 # least half of the loop.
@@ -58,12 +61,13 @@ class WakePacer:
         self._timer: asyncio.TimerHandle | None = None
         self.round_seconds = 0.0
 
-    def soon(self) -> None:
-        """New chunks: wake the readers now or, if rounds are long, after a pause."""
+    def soon(self, readers: int) -> None:
+        """New chunks for ``readers`` readers: wake them now or, if rounds are long, after a
+        pause."""
         if self._timer is not None:
             return  # a wake is due: these chunks go with it
         delay = min(self.round_seconds * SPACING, MAX_DELAY_SECONDS)
-        if delay < IMMEDIATE_SECONDS:
+        if readers < PACED_READERS or delay < IMMEDIATE_SECONDS:
             self.now()
         else:
             self._timer = self._loop.call_later(delay, self.now)

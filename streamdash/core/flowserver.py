@@ -26,6 +26,7 @@ Run it like daphne (same arguments): ``python -m streamdash.core.flowserver …`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -164,6 +165,15 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
             if getattr(protocol.channel, "_waitingForTransport", False):
                 valve.pauseProducing()  # the buffer was full before we could be told
         transport = protocol.channel.transport if protocol.channel else None
+        if not getattr(protocol, "_streamdash_nodelay", False) and transport is not None:
+            # Each part of a streamed body is a whole message (an SSE batch) that is due now,
+            # and Nagle's algorithm may hold a part sent straight after the last one until the
+            # client acknowledges that one. ``streambench latency --rates 500,2000``, one
+            # reader, p50 at 2,000 chunks/s: 13.2-13.7 ms without, 9.2-10.4 ms with (main
+            # before the direct write: 7.9-8.7 ms, same sitting, load average 1.3-1.6).
+            protocol._streamdash_nodelay = True
+            with contextlib.suppress(AttributeError, OSError):
+                transport.setTcpNoDelay(True)
         what = f"response ({protocol.path!r})"
         await _wait_or_abort(valve, what, transport, lambda: _abort_response(protocol))
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from apps.streams.pacing import IMMEDIATE_SECONDS, WakePacer
+import pytest
+
+from apps.streams.pacing import IMMEDIATE_SECONDS, PACED_READERS, WakePacer
 
 
 def _hold_the_loop(seconds: float) -> None:
@@ -28,14 +30,20 @@ def test_pacer_wakes_at_once_while_rounds_are_cheap() -> None:
 
         pacer = WakePacer(wake)
         for _ in range(5):
-            pacer.soon()
+            pacer.soon(PACED_READERS)
             await _settle()
         return wakes
 
     assert asyncio.run(scenario()) == 5
 
 
-def test_pacer_batches_the_appends_that_arrive_after_a_long_round() -> None:
+@pytest.mark.parametrize(("readers", "wakes"), [(PACED_READERS, 2), (PACED_READERS - 1, 11)])
+def test_pacer_batches_the_appends_that_arrive_after_a_long_round_of_many_readers(
+    readers: int, wakes: int
+) -> None:
+    """Fewer readers than ``PACED_READERS`` are woken for every append, however long the
+    round looked."""
+
     async def scenario() -> tuple[int, int]:
         wakes = 0
         changed = asyncio.Event()
@@ -55,15 +63,16 @@ def test_pacer_batches_the_appends_that_arrive_after_a_long_round() -> None:
         task = asyncio.create_task(reader())
         await asyncio.sleep(0)
         pacer = WakePacer(wake)
-        pacer.soon()  # the first round is not paced: nothing is known of its cost yet
+        pacer.soon(readers)  # the first round is not paced: nothing is known of its cost yet
         await _settle()
         first = wakes
         for _ in range(10):  # appends arriving while the next wake is due
-            pacer.soon()
+            pacer.soon(readers)
+            await _settle()
         await asyncio.sleep(0.2)
         task.cancel()
         return first, wakes
 
-    first, wakes = asyncio.run(scenario())
+    first, total = asyncio.run(scenario())
     assert first == 1
-    assert wakes == 2
+    assert total == wakes
