@@ -62,6 +62,9 @@ class BenchServer:
         self.name = name
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
+        # The server is reached at 127.0.0.1 only; with DEBUG=0 no host is allowed by default,
+        # and the dashboard viewers' sockets (which check Host) would all be refused.
+        self.env.setdefault("ALLOWED_HOSTS", "127.0.0.1")
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="streambench-", suffix=".log")  # noqa: SIM115
