@@ -35,6 +35,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(autouse=True)
+def _close_async_pool() -> None:
+    """The root conftest's async fixture of this name cannot run beside Playwright's sync API
+    (its own event loop runs in the test's thread), and a browser test opens no async pool in
+    this process: the server it drives is a daphne of its own."""
+
+
 @pytest.fixture(scope="package")
 def browser_server() -> Iterator[Server]:
     # Missing Chromium is an error, not a skip: CI installs it (.ci/install.sh).
