@@ -3,13 +3,13 @@ checks come first, other responses are counted and bodies bounded, each path rea
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
+from apps.bench.inprocess import call
 from streamdash.core import metrics
 
 
@@ -26,36 +26,9 @@ async def _call(
     headers: list[tuple[bytes, bytes]] | None = None,
     body: bytes = b"",
 ) -> tuple[int, dict[bytes, bytes], bytes]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"localhost"), *(headers or [])],
-        "client": ("127.0.0.1", 5555),
-    }
-    messages: list[dict[str, Any]] = []
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:  # the client stays until the response is sent (Django listens for it going)
-            await asyncio.Future()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    await _application()(scope, receive, send)
-    start = messages[0]
-    content = b"".join(m.get("body", b"") for m in messages[1:])
-    return start["status"], dict(start["headers"]), content
+    sent = [(b"host", b"localhost"), *(headers or [])]
+    answer = await call(_application(), method, path, sent, body, server=False)
+    return answer.status, dict(answer.headers), answer.body
 
 
 def _responses() -> float:

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
 
@@ -21,10 +21,26 @@ Message = dict[str, Any]
 _JSON = [(b"content-type", b"application/json")]
 
 
-async def _call(
-    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes, query: bytes
-) -> int:
-    scope = {
+class Answer(NamedTuple):
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+async def call(
+    app: Any,
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes = b"",
+    query: bytes = b"",
+    *,
+    server: bool = True,
+) -> Answer:
+    """One HTTP request to an ASGI application in this process, as daphne would make it (the
+    tests that call the application directly use it too). ``server=False`` leaves ``server``
+    out of the scope, as test clients do, so nothing that starts with a real server starts."""
+    scope: Message = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -36,26 +52,30 @@ async def _call(
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8000),
     }
+    if server:
+        scope["server"] = ("127.0.0.1", 8000)
     sent = False
-    status = 0
+    start: Message = {}
+    parts: list[bytes] = []
 
     async def receive() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
+        # The client stays until the response is sent (Django listens for it going).
         await asyncio.sleep(3600)
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
-        nonlocal status
         if message["type"] == "http.response.start":
-            status = int(message["status"])
+            start.update(message)
+        else:
+            parts.append(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status
+    return Answer(int(start["status"]), list(start.get("headers", [])), b"".join(parts))
 
 
 async def _run(requests: int, write: Callable[[str], None]) -> dict[str, Any]:
@@ -71,10 +91,10 @@ async def _run(requests: int, write: Callable[[str], None]) -> dict[str, Any]:
     # stream it reads from 20 chunks to hundreds while it is measured.
     read = f"/api/v1/runs/{run.id}/streams/read"
     for url in (path, read):
-        assert await _call(application, "PUT", url, auth + _JSON, b"", b"") == 201
+        assert (await call(application, "PUT", url, auth + _JSON)).status == 201
         for n in range(20):
             body = b'{"delta": "hello %d"}' % n
-            assert await _call(application, "POST", url, auth + _JSON, body, b"") == 204
+            assert (await call(application, "POST", url, auth + _JSON, body)).status == 204
     cases: dict[str, tuple[str, str, list[tuple[bytes, bytes]], bytes, bytes, int]] = {
         "HEAD": ("HEAD", path, auth, b"", b"", 200),
         "append 1 chunk": ("POST", path, auth + _JSON, b'{"delta": "x"}', b"", 204),
@@ -84,10 +104,10 @@ async def _run(requests: int, write: Callable[[str], None]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for name, (method, url, headers, body, query, expected) in cases.items():
         for _ in range(20):
-            await _call(application, method, url, headers, body, query)
+            await call(application, method, url, headers, body, query)
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(requests):
-            status = await _call(application, method, url, headers, body, query)
+            status = (await call(application, method, url, headers, body, query)).status
             assert status == expected, (name, status)
         cpu_ms = (time.process_time() - cpu) / requests * 1000
         wall_ms = (time.perf_counter() - wall) / requests * 1000

@@ -5,13 +5,12 @@ Django views do (tests/api/test_stream_protocol.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
+from apps.bench.inprocess import call
 from apps.streams.models import Stream
 from apps.streams.services import chunks_purge
 from tests.factories import make_project, make_run
@@ -24,44 +23,13 @@ async def _call(
 ) -> tuple[int, dict[str, str], bytes]:
     from streamdash.asgi import application
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [
-            (b"authorization", f"Bearer {key}".encode()),
-            (b"host", b"testserver"),
-            *[(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
-        ],
-        "client": ("127.0.0.1", 5555),
-        "server": ("127.0.0.1", 8000),
-    }
-    received = False
-    answer: dict[str, Any] = {"headers": {}, "body": b""}
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
-        else:
-            answer["body"] += message.get("body", b"")
-
-    await application(scope, receive, send)
-    return answer["status"], answer["headers"], answer["body"]
+    sent = [
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"host", b"testserver"),
+        *[(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+    ]
+    answer = await call(application, method, path, sent, body, query.encode())
+    return answer.status, {k.decode(): v.decode() for k, v in answer.headers}, answer.body
 
 
 async def _stream(key: str, run_id: str, name: str, count: int, **headers: str) -> str:
