@@ -40,7 +40,7 @@ from django.conf import settings
 
 from apps.projects import credentials
 from apps.projects.services import REVOCATION_GROUP, revoked_among
-from apps.streams import layer, selectors, threads
+from apps.streams import layer, notify, selectors, threads
 from apps.streams.notify import stream_group
 from apps.streams.pacing import WakePacer
 from apps.streams.records import ChunkRecord, StreamTail
@@ -170,6 +170,10 @@ class Hub:
             "run.changed": self.runs.on_changed,
             "credentials.revoked": self._on_revoked,
         }
+        # Appends of this loop come straight from ``notify``, marked; the layer's copies of
+        # them are skipped.
+        self.mark = uuid.uuid4().hex
+        notify.hear_here(self.mark, self._hear)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         # The loop keeps only weak references to tasks: hold them until they finish.
@@ -248,12 +252,16 @@ class Hub:
                 self.layer_failed("receive", exc)
                 await asyncio.sleep(1)
                 continue
-            kind = message.get("type", "")
-            handler = self._handlers.get(kind)
-            if handler is not None:
-                handler(message)
-            for listener in list(self._listeners.get(kind, ())):
-                listener(message)
+            if message.get("origin") != self.mark:
+                self._hear(message)
+
+    def _hear(self, message: dict[str, Any]) -> None:
+        kind = message.get("type", "")
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            handler(message)
+        for listener in list(self._listeners.get(kind, ())):
+            listener(message)
 
     async def _tail_check_loop(self) -> None:
         while True:

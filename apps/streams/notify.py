@@ -4,6 +4,14 @@ Only the write path calls these, from ``transaction.on_commit``: a notification 
 index that could still roll back. Messages go to the group ``stream.<id>``; every server
 process's hub that has readers for that stream is a member. A lost message costs at most one
 tail-check period (the hub re-reads the tail), never a chunk.
+
+An append is told to the hub of the writer's own event loop at once, as well, and carries that
+hub's mark (``origin``) so that it skips the copy the layer brings back. Through the layer alone
+the local readers waited for the layer's round: with the in-memory layer the notice reached the
+hub 1.5–1.75 ms after it was sent, queued behind the append's own response (traced with
+perf_counter stamps on the server and the client, one-chunk appends at 20/s, load 5); with
+Redis, a round trip to Redis as well. The other processes' hubs hear it through the layer as
+before.
 """
 
 from __future__ import annotations
@@ -12,6 +20,9 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -48,6 +59,36 @@ def inline_chunks(
 
 _sending: set[asyncio.Task[None]] = set()
 
+Hearer = Callable[[dict[str, Any]], None]
+# Each event loop's hub: (its mark, what it does with a message).
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, Hearer]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def hear_here(mark: str, hearer: Hearer) -> None:
+    """Have ``hearer`` (the running loop's hub) told of this loop's appends at once; the
+    layer's copies of them carry ``origin == mark``."""
+    _hubs[asyncio.get_running_loop()] = (mark, hearer)
+
+
+def _tell_here(loop: asyncio.AbstractEventLoop | None, message: dict[str, object]) -> None:
+    hub = _hubs.get(loop) if loop is not None else None
+    if hub is None:
+        return
+    mark, hearer = hub
+    message["origin"] = mark
+    if loop is _running_loop():
+        try:
+            hearer(message)
+        except Exception:
+            # The append is committed whatever happens here: its answer must not fail.
+            logger.exception("telling this process's hub of an append failed")
+    else:
+        assert loop is not None
+        # A pool thread's commit: the hub's loop runs the hearer next.
+        loop.call_soon_threadsafe(hearer, dict(message))
+
 
 def _log_failure(future: concurrent.futures.Future[None] | asyncio.Task[None]) -> None:
     if future.cancelled():
@@ -67,11 +108,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _send(group: str, message: dict[str, object]) -> None:
+def _send(group: str, message: dict[str, object], *, here_first: bool = False) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     here = _running_loop()
+    if here_first:
+        _tell_here(here or threads.calling_loop(), message)
     if here is not None:
         # On the event loop itself (the async write path): send from here; the
         # acknowledgement does not wait for it. The loop holds tasks weakly: keep a reference.
@@ -111,6 +154,7 @@ def stream_appended(
             "closed": closed,
             "chunks": [list(c) for c in chunks] if chunks is not None else None,
         },
+        here_first=True,
     )
 
 

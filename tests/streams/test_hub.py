@@ -63,7 +63,7 @@ async def test_lost_notification_is_recovered_by_the_tail_check(monkeypatch, set
     stream_id = await _stream_with([b"0"])
     reader = asyncio.create_task(_collect(stream_id, 0, 3))
     await asyncio.sleep(0.3)
-    monkeypatch.setattr(notify, "_send", lambda group, message: None)  # every message lost
+    monkeypatch.setattr(notify, "_send", lambda *args, **kwargs: None)  # every message lost
     await _append(stream_id, [b"1", b"2"])
     assert await asyncio.wait_for(reader, 5) == [0, 1, 2]
 

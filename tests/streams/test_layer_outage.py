@@ -12,9 +12,10 @@ from channels.layers import InMemoryChannelLayer
 
 from apps.streams import hub as hub_module
 from apps.streams import notify
+from apps.streams.appending import AppendRequest
 from apps.streams.layer import health
 from apps.streams.live import follow
-from apps.streams.services import chunks_append
+from apps.streams.services import StreamRef, achunks_append, chunks_append
 from tests.factories import make_project, make_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,3 +88,32 @@ async def test_live_reads_go_on_through_a_layer_outage(flaky: FlakyLayer, caplog
     assert len([m for m in messages if m.startswith("channel layer unavailable")]) == 1, messages
     assert len([m for m in messages if m.startswith("channel layer is back")]) == 1, messages
     assert hub_module.get_hub()._layer_ok
+
+
+async def test_an_append_of_this_process_reaches_its_readers_at_once_with_the_layer_away(
+    flaky: FlakyLayer, settings
+) -> None:
+    """The server's own append path (on the loop with PostgreSQL, the write pool otherwise)
+    tells this process's hub directly: its readers do not wait for the layer, nor for the
+    tail re-check while the layer is away."""
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 60
+    project, _ = await sync_to_async(make_project)()
+    stream = await sync_to_async(make_stream)(project)
+    ref = StreamRef(project_id=project.pk, run_id=None, key=stream.key)
+    seen: list[int] = []
+
+    async def read() -> None:
+        async for batch in follow(stream.pk, 0, idle_timeout=15):
+            if batch is not None:
+                seen.extend(c.index for c in batch.chunks)
+                if len(seen) >= 4:
+                    return
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.2)
+    await achunks_append(ref=ref, request=AppendRequest([b"0", b"1"]))
+    flaky.down = True
+    await achunks_append(ref=ref, request=AppendRequest([b"2", b"3"]))
+    await asyncio.wait_for(reader, 10)
+    assert seen == [0, 1, 2, 3]  # each once: the layer's copy of the first append is skipped
+    flaky.down = False
