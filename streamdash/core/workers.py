@@ -19,6 +19,10 @@ After starting the workers the parent only supervises:
   seconds, so a worker that cannot boot (bad settings, a broken import) does not spin; a worker
   that was up and crashed is replaced at once. Without a probe (other commands than daphne's),
   a worker is up once it has lived ``stable_seconds``.
+- a worker that was up and has answered none of its probes for ``hang_seconds`` is killed
+  (SIGKILL) and replaced at once: its event loop is stuck (a blocking call, a deadlock), so it
+  accepts connections from the shared socket and answers none of them. ``/healthz`` is answered
+  on that loop before anything else, so a busy worker still answers it in time.
 - SIGTERM or SIGINT: the parent closes its copy of the socket, forwards the signal to every
   worker, waits ``grace`` seconds for them to finish, then kills the stragglers (SIGKILL).
 - each worker runs in a process group of its own, so a Ctrl-C in the terminal reaches the parent
@@ -49,7 +53,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from streamdash.core import metrics_export
-from streamdash.core.probe import WorkerProbe
+from streamdash.core.probe import Answer, WorkerProbe
 from streamdash.core.serving import APPLICATION, daphne_fd_command
 
 __all__ = ["Supervisor", "cores", "listen", "serve"]
@@ -100,9 +104,11 @@ def _describe(returncode: int) -> str:
     return f"status {returncode}"
 
 
-# While a worker starts, how often the supervisor asks whether it is up, then ready.
+# While a worker starts, how often the supervisor asks whether it is up, then ready; once it
+# is ready, whether it still answers (at most this often, and four times per hang_seconds).
 _UP_POLL_SECONDS = 0.1
 _READY_POLL_SECONDS = 1.0
+_LIVE_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -113,8 +119,10 @@ class _Slot:
     failures: int = 0
     restart_at: float = 0.0
     up: bool = False
+    ready: bool = False
     said_not_ready: str = ""
     probe_at: float = 0.0
+    answered_at: float = 0.0
 
 
 class Supervisor:
@@ -130,6 +138,7 @@ class Supervisor:
         on_stop: Callable[[], None] = lambda: None,
         probe: WorkerProbe | None = None,
         start_timeout: float = 60.0,
+        hang_seconds: float | None = 30.0,
         env: Mapping[str, str] | None = None,
         on_exit: Callable[[int], None] = lambda pid: None,
         stable_seconds: float = 10.0,
@@ -148,6 +157,7 @@ class Supervisor:
             self.command = lambda _number: fixed
         self.probe = probe
         self.start_timeout = start_timeout
+        self.hang_seconds = hang_seconds
         self.slots = [_Slot(number) for number in range(1, workers + 1)]
         self.log = log
         self.pass_fds = tuple(pass_fds)
@@ -179,7 +189,7 @@ class Supervisor:
     def _start(self, slot: _Slot) -> None:
         if self.probe is not None:
             self.probe.clear(slot.number)
-        slot.up = False
+        slot.up = slot.ready = False
         slot.said_not_ready = ""
         slot.process = subprocess.Popen(
             self.command(slot.number),
@@ -193,15 +203,19 @@ class Supervisor:
         self.log(f"worker {slot.number} started (pid {slot.process.pid})")
 
     def _check(self, slot: _Slot, now: float) -> None:
-        """Ask a starting worker whether it is up, then whether it is ready (see the module)."""
+        """Ask a starting worker whether it is up, then whether it is ready; a ready one
+        whether it still answers (see the module)."""
         assert slot.process is not None
         assert self.probe is not None
         pid = slot.process.pid
+        if slot.ready:
+            self._check_alive(slot, now, self.probe.get(slot.number, "/healthz"))
+            return
         if not slot.up:
             slot.probe_at = now + _UP_POLL_SECONDS
             answer = self.probe.get(slot.number, "/healthz")
             if answer is not None and answer[0] == 200:
-                slot.up, slot.failures = True, 0
+                slot.up, slot.failures, slot.answered_at = True, 0, now
                 self.log(f"worker {slot.number} up (pid {pid}) after {now - slot.started:.1f} s")
             elif now - slot.started > self.start_timeout:
                 self.log(
@@ -211,10 +225,16 @@ class Supervisor:
                 slot.process.kill()
                 slot.probe_at = float("inf")
             return
-        slot.probe_at = now + _READY_POLL_SECONDS
         answer = self.probe.get(slot.number, "/readyz")
+        self._check_alive(slot, now, answer)
+        if slot.probe_at == float("inf"):  # killed
+            return
+        slot.probe_at = now + _READY_POLL_SECONDS
         if answer is not None and answer[0] == 200:
-            slot.probe_at = float("inf")  # from here on, readiness is the load balancer's
+            # From here on readiness is the load balancer's; the supervisor asks only
+            # whether the worker answers at all.
+            slot.ready = True
+            slot.probe_at = self._next_live_probe(now)
             self.log(f"worker {slot.number} ready (pid {pid})")
             return
         checks = answer[1].get("checks") if answer is not None else None
@@ -225,6 +245,27 @@ class Supervisor:
         if why != slot.said_not_ready:
             slot.said_not_ready = why
             self.log(f"worker {slot.number} (pid {pid}) up, not ready: {why}")
+
+    def _next_live_probe(self, now: float) -> float:
+        if self.hang_seconds is None:
+            return float("inf")
+        return now + min(_LIVE_POLL_SECONDS, self.hang_seconds / 4)
+
+    def _check_alive(self, slot: _Slot, now: float, answer: Answer | None) -> None:
+        """Kill a worker that was up and has not answered for ``hang_seconds``."""
+        assert slot.process is not None
+        if answer is not None:
+            slot.answered_at = now
+        elif self.hang_seconds is not None and now - slot.answered_at >= self.hang_seconds:
+            self.log(
+                f"worker {slot.number} (pid {slot.process.pid}) has not answered its probe "
+                f"for {self.hang_seconds:g} s: SIGKILL"
+            )
+            slot.process.kill()
+            slot.probe_at = float("inf")  # its exit restarts it
+            return
+        if slot.ready:
+            slot.probe_at = self._next_live_probe(now)
 
     def _exited(self, slot: _Slot, returncode: int, now: float) -> None:
         assert slot.process is not None
@@ -305,6 +346,7 @@ def serve(
     workers: int,
     log: Callable[[str], None],
     grace: float = 10.0,
+    hang_seconds: float | None = 30.0,
     application: str = APPLICATION,
 ) -> None:
     """Bind ``host:port``, run ``workers`` daphne processes on it until SIGTERM/SIGINT."""
@@ -325,6 +367,7 @@ def serve(
                 env=env,
                 on_exit=lambda pid: metrics_export.process_dead(pid, env),
                 grace=grace,
+                hang_seconds=hang_seconds,
             )
             supervisor.run()
     finally:

@@ -185,3 +185,44 @@ def test_supervisor_kills_a_worker_that_never_answers_healthz_and_backs_off():
         "exited with signal SIGKILL" in line and "restarting in 0.1 s" in line for line in lines
     )
     assert any("restarting in 0.2 s" in line for line in lines), lines  # a failed start each time
+
+
+# A worker that answers its probes three times, then never again: its loop is stuck.
+STUCK_WORKER = """
+import http.server, socketserver, sys, time
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    answered = 0
+
+    def do_GET(self):
+        if Answer.answered >= 3:
+            time.sleep(3600)
+        Answer.answered += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+socketserver.UnixStreamServer(sys.argv[1], Answer).serve_forever()
+"""
+
+
+def test_supervisor_replaces_a_ready_worker_that_stops_answering_at_once():
+    replaced = _count("started (pid")
+    lines = _supervise(
+        [sys.executable, "-c", STUCK_WORKER, "{socket}"],
+        lambda ls: replaced(ls) >= 2,
+        probe=True,
+        hang_seconds=1.0,
+    )
+    first = _pids(lines)[0]
+    said = [line for line in lines if "has not answered its probe for 1 s: SIGKILL" in line]
+    assert said, lines
+    assert f"(pid {first})" in said[0]
+    exits = [line for line in lines if f"(pid {first}) exited with signal SIGKILL" in line]
+    assert exits, lines
+    assert "restarting in 0.0 s" in exits[0]  # it had been up: replaced at once
+    assert not _alive(first)

@@ -1,7 +1,8 @@
 """``python manage.py serve [--workers N] [--bind HOST] [--port PORT]``: streamdash in production.
 
 N daphne processes share one listening socket; the supervisor that binds it, starts them,
-restarts a crashed one and stops them all on SIGTERM/SIGINT is ``streamdash/core/workers.py``.
+restarts a crashed or stuck one and stops them all on SIGTERM/SIGINT is
+``streamdash/core/workers.py``.
 It lives in the kernel, next to daphne's flags (``serving.py``), because it imports no app and the
 benchmarks start it the same way. The command lives here because a command needs an installed
 app, and ``apps.api`` owns the HTTP face the workers serve; it imports nothing else of streamdash.
@@ -26,11 +27,19 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--grace", type=float, default=10.0, help="seconds to finish on stop")
+        parser.add_argument(
+            "--hang-seconds",
+            type=float,
+            default=30.0,
+            help="replace a worker that answers no probe for this long (0: never)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         count = options["workers"]
         if count < 1:
             raise CommandError("--workers must be at least 1.")
+        if options["hang_seconds"] < 0:
+            raise CommandError("--hang-seconds must be 0 (never) or more.")
         if count > 1 and not settings.REDIS_URL:
             raise CommandError(
                 f"--workers {count} needs REDIS_URL: without it the channel layer is in memory, "
@@ -42,6 +51,7 @@ class Command(BaseCommand):
             options["port"],
             workers=count,
             grace=options["grace"],
+            hang_seconds=options["hang_seconds"] or None,
             # A logger, so that STREAMDASH_LOG_FORMAT=json makes these lines JSON too.
             log=logging.getLogger("streamdash.serve").info,
         )
