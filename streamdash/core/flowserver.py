@@ -145,6 +145,13 @@ def _write_body(request: Any, body: bytes) -> bool:
 
 
 class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
+    def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        # ``manage.py serve`` probes each worker every few seconds over the worker's private
+        # Unix socket (no client address): those requests are not the access log's business.
+        if details.get("client") is None and details.get("path") in ("/healthz", "/readyz"):
+            return
+        super().log_action(protocol, action, details)
+
     def run(self) -> None:
         # Everything loaded so far (Django, the apps, the URL and template machinery) lives as
         # long as the process: out of the collector's sight, a full collection no longer walks

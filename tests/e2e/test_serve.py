@@ -221,6 +221,10 @@ def test_serve_two_workers_share_a_socket_restart_and_stop(served: Served):
     for number in (1, 2):
         assert re.search(rf"worker {number} up \(pid \d+\) after [\d.]+ s", log), log
         assert re.search(rf"worker {number} ready \(pid \d+\)", log), log
+    # The access log has the users' requests, not the supervisor's probes of each worker.
+    assert '"GET /ds/v1/stream/__ping__" 404' in log  # (what a SIGKILL cut off is lost)
+    assert "GET /healthz" not in log
+    assert "GET /readyz" not in log
 
 
 def _scrape(connection: Connection) -> dict[str, float]:
