@@ -99,6 +99,7 @@ def _requests(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
             requests=options["requests"],
             seconds=options["seconds"] or 30.0,
             workers=options["workers"],
+            reference=options["reference"],
         ),
         command.stdout.write,
     )
@@ -149,7 +150,7 @@ class Command(BaseCommand):
             "--no-reference",
             dest="reference",
             action="store_false",
-            help="append/latency: skip the Durable Streams reference server",
+            help="append/latency/requests: skip the Durable Streams reference server",
         )
         parser.add_argument(
             "--requests", type=int, default=1000, help="requests, inprocess: of each kind"
