@@ -72,6 +72,10 @@ async def follow(
                     # Retention may purge under a reader that is still behind: fail loudly.
                     check_retained(state.first_index, position)
                     chunks = await hub.read(state, position, page)
+                    if chunks and is_revoked(key_id):
+                        # Revoked while this page was read from the database: not one chunk
+                        # goes out after the revocation.
+                        raise Unauthorized("The API key was revoked.")
                     if chunks and chunks[0].index != position:
                         # Indices are dense: a gap is a purge that ran while this reader read
                         # from the database, before the hub heard of the new first index.

@@ -96,3 +96,35 @@ async def test_ring_is_bounded_in_bytes_and_readers_still_get_everything(setting
     holder.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await holder
+
+
+async def test_a_key_revoked_while_its_reader_reads_from_the_database_gets_no_chunk(
+    monkeypatch, settings
+):
+    """A reader far behind the ring reads a page from the database; a revocation that lands
+    while that read is under way ends the reader before the page goes out."""
+    from apps.projects import services as projects
+    from apps.projects.models import ApiKey
+    from streamdash.core.errors import Unauthorized
+
+    settings.STREAMDASH_HUB_RING_CHUNKS = 4
+    project, _ = await sync_to_async(make_project)()
+    stream = await sync_to_async(make_stream)(project, chunks=[str(i).encode() for i in range(20)])
+    key = await ApiKey.objects.aget(project=project)
+    original = selectors.achunks_from_index
+
+    async def revoked_meanwhile(**kwargs):
+        await sync_to_async(projects.api_key_revoke)(key=key)
+        return await original(**kwargs)
+
+    monkeypatch.setattr(selectors, "achunks_from_index", revoked_meanwhile)
+    got = []
+
+    async def read() -> None:
+        async for batch in follow(stream.pk, 0, idle_timeout=5, key_id=key.pk):
+            if batch is not None:
+                got.extend(batch.chunks)
+
+    with pytest.raises(Unauthorized):
+        await read()
+    assert got == []
