@@ -127,3 +127,20 @@ class Server:
         users who see the project."""
         flags = [arg for username in members for arg in ("--member", username)]
         return self.manage("createproject", name or f"p-{uuid.uuid4().hex[:8]}", *flags).strip()
+
+    def client(self, *, timeout: float = 10) -> httpx.Client:
+        """An HTTP client for this server with a new project's key (close it, or use it in a
+        ``with`` block)."""
+        key = self.create_project()
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+        )
+
+    def unread_get(self, path: str) -> socket.socket:
+        """A GET of ``path`` whose client then reads nothing, with a tiny receive buffer: a
+        reader that stopped reading."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", self.port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        return sock

@@ -31,10 +31,7 @@ def small_pages(server_db: str) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def client(small_pages: Server) -> Iterator[httpx.Client]:
-    key = small_pages.create_project()
-    with httpx.Client(
-        base_url=small_pages.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    ) as http:
+    with small_pages.client(timeout=30) as http:
         yield http
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -92,14 +91,6 @@ def test_a_burst_reaches_every_sse_reader_complete_and_in_order(stall_server: Se
         assert values == stored  # every chunk, once, in the stream's order
 
 
-def _stalled_reader(server: Server, path: str) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    return sock
-
-
 def test_a_stalled_reader_is_cut_off_while_live_readers_get_everything(
     stall_server: Server,
 ) -> None:
@@ -110,9 +101,7 @@ def test_a_stalled_reader_is_cut_off_while_live_readers_get_everything(
     assert httpx.put(url, headers={"Content-Type": "application/json"}).status_code == 201
     chunk = json.dumps("y" * 32 * 1024)
     appends = 200  # 6.4 MiB: more than the socket buffers and Twisted's hold
-    stalled = _stalled_reader(
-        stall_server, url.removeprefix(stall_server.url) + "?live=sse&offset=-1"
-    )
+    stalled = stall_server.unread_get(url.removeprefix(stall_server.url) + "?live=sse&offset=-1")
 
     async def scenario() -> list[int]:
         async with httpx.AsyncClient(timeout=60) as client:

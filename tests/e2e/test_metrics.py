@@ -40,10 +40,7 @@ def metered(server_db: str) -> Iterator[Server]:
 
 @pytest.fixture
 def client(metered: Server) -> Iterator[httpx.Client]:
-    key = metered.create_project()
-    with httpx.Client(
-        base_url=metered.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-    ) as http:
+    with metered.client() as http:
         yield http
 
 

@@ -42,15 +42,6 @@ def stall_server(server_db: str) -> Iterator[Server]:
         live.stop()
 
 
-def _idle_reader(server: Server, path: str) -> socket.socket:
-    """An SSE request whose client then reads nothing (a tiny receive buffer, too)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    return sock
-
-
 def test_idle_readers_of_a_big_stream_hold_no_stream_in_memory(stall_server: Server) -> None:
     assert stall_server.process is not None
     pid = stall_server.process.pid
@@ -64,7 +55,7 @@ def test_idle_readers_of_a_big_stream_hold_no_stream_in_memory(stall_server: Ser
     time.sleep(1)
     before = _rss_mib(pid)
     path = url.removeprefix(stall_server.url) + "?live=sse&offset=-1"
-    readers = [_idle_reader(stall_server, path) for _ in range(READERS)]
+    readers = [stall_server.unread_get(path) for _ in range(READERS)]
     peak = before
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
