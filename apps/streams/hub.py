@@ -275,12 +275,18 @@ class Hub:
     async def _check_tails(self) -> None:
         if not self.states:
             return
+        asked = list(self.states)
         try:
-            tails = await threads.run_in("read", selectors.stream_tails, list(self.states))
+            tails = await threads.run_in("read", selectors.stream_tails, asked)
         except Exception:
             logger.exception("hub tail check failed")
             return
-        for stream_id, state in list(self.states.items()):
+        # Only the streams asked about: one whose first reader came during the read has no
+        # tail here, and is not deleted for that.
+        for stream_id in asked:
+            state = self.states.get(stream_id)
+            if state is None:
+                continue
             tail = tails.get(stream_id)
             if tail is None:
                 self._mark_deleted(state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -128,3 +129,52 @@ async def test_a_key_revoked_while_its_reader_reads_from_the_database_gets_no_ch
     with pytest.raises(Unauthorized):
         await read()
     assert got == []
+
+
+async def _until_watched(stream_id: int) -> None:
+    from apps.streams.hub import get_hub
+
+    for _ in range(500):
+        if stream_id in get_hub().states:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"stream {stream_id} never watched")
+
+
+async def test_a_reader_that_starts_while_the_tail_check_reads_is_not_told_of_a_deletion(
+    monkeypatch, settings
+):
+    """The tail re-check reads the tails of the streams watched when it began; a stream whose
+    first reader came meanwhile is not among them, and is not deleted for that."""
+    from streamdash.core.errors import StreamNotFound
+
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 0.05
+    first = await _stream_with([b"0"])
+    second = await _stream_with([b"0"])
+    holder = asyncio.create_task(_collect(first, 1, 1))
+    await _until_watched(first)
+    reading, go_on = threading.Event(), threading.Event()
+    original = selectors.stream_tails
+
+    def held_tail_check(stream_ids):
+        tails = original(stream_ids)
+        if list(stream_ids) == [first]:  # the re-check: only the first stream was watched
+            reading.set()
+            go_on.wait(5)
+        return tails
+
+    monkeypatch.setattr(selectors, "stream_tails", held_tail_check)
+    assert await asyncio.to_thread(reading.wait, 5)
+    reader = asyncio.create_task(_collect(second, 1, 1))
+    await _until_watched(second)
+    go_on.set()
+    await asyncio.sleep(0.2)  # the re-check ends, and the next ones run
+    await _append(second, [b"1"])
+    try:
+        assert await asyncio.wait_for(reader, 5) == [1]
+    except StreamNotFound:
+        pytest.fail("a live stream's reader was told it was deleted")
+    finally:
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
