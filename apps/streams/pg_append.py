@@ -52,7 +52,7 @@ from psycopg import AsyncConnection, OperationalError
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from apps.streams import notify, rows
+from apps.streams import pg_oneshot, rows
 from apps.streams.appending import (
     AppendRequest,
     AppendResult,
@@ -60,7 +60,7 @@ from apps.streams.appending import (
     plan_append,
     tell_readers,
 )
-from apps.streams.models import Chunk, Stream, StreamDefinition
+from apps.streams.models import Chunk
 
 # The chunks go as one bytea array in binary (``%b``): psycopg's text format escapes every
 # element through a regular expression, which cost more CPU than the rest of a 100-chunk
@@ -147,7 +147,7 @@ def usage() -> tuple[int, int]:
 async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResult:
     check_request(request)
     pool = await _pool()
-    if _plain(request):
+    if pg_oneshot.applies(request):
         async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
             if _went_away(conn):
                 # The server closed it while it sat in the pool (a restart, a failover):
@@ -155,7 +155,7 @@ async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResu
                 # ones and goes on with a live one.
                 await conn.close()
             else:
-                result = await _append_plain(conn, where, request)
+                result = await pg_oneshot.append(conn, where, request)
                 if result is not None:
                     return result
     return await _append_checked(pool, where, request)
@@ -169,100 +169,6 @@ def _went_away(conn: AsyncConnection[Any]) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
-
-
-def _plain(request: AppendRequest) -> bool:
-    """An append of chunks with none of the headers that need the stream's state to decide:
-    no producer, no Stream-Seq, no close. The common case, and one statement's work."""
-    return (
-        bool(request.chunks)
-        and request.producer is None
-        and request.stream_seq is None
-        and not request.close
-        and request.content_type is not None
-    )
-
-
-def _plain_sql(where: dict[str, Any], count: int) -> str:
-    if where.get("stream_id") is not None:
-        shape = "id"
-    elif where.get("run_id") is not None:
-        shape = "run"
-    else:
-        shape = "standalone"
-    return _PLAIN[shape, count == 1]
-
-
-_MATCH = {
-    "id": "s.id = %(stream_id)s",
-    "run": "s.project_id = %(project_id)s AND s.run_id = %(run_id)s AND s.key = %(key)s",
-    "standalone": "s.project_id = %(project_id)s AND s.run_id IS NULL AND s.key = %(key)s",
-}
-# One chunk is a parameter of its own: adapting even a one-element list to an array costs
-# psycopg more CPU than all the statement's other parameters together. Several go as one bytea
-# array in binary (``_INSERT``).
-_ROWS = {
-    True: "SELECT u.id, u.next_index - 1, %(data)s::bytea, '', %(now)s FROM u",
-    False: "SELECT u.id, u.next_index - %(count)s + t.i - 1, t.d, '', %(now)s "
-    "FROM u, unnest(%(data)b::bytea[]) WITH ORDINALITY AS t(d, i)",
-}
-# ``plan_append``'s plain case as one statement: the row is locked by the UPDATE itself (a
-# concurrent append waits, then sees the new counters), the chunks go in after it, and the
-# autocommit makes it durable. Any stream the rules would look at more closely (closed,
-# deleted, expired, a schema to validate, full, another content type spelled differently)
-# matches nothing here and takes the checked path, which answers as the rules say.
-_PLAIN = {
-    (shape, single): (
-        f'WITH u AS (UPDATE "{Stream._meta.db_table}" AS s SET '
-        "next_index = s.next_index + %(count)s, byte_size = s.byte_size + %(size)s, "
-        "expires_at = CASE WHEN s.ttl_seconds IS NULL THEN s.expires_at "
-        "ELSE %(now)s + s.ttl_seconds * interval '1 second' END, updated_at = %(now)s "
-        f"WHERE {match} AND NOT s.closed AND s.deleted_at IS NULL "
-        "AND (s.expires_at IS NULL OR s.expires_at > %(now)s) AND s.content_type = %(type)s "
-        "AND s.byte_size + %(size)s <= %(max_bytes)s "
-        f'AND NOT EXISTS (SELECT 1 FROM "{StreamDefinition._meta.db_table}" d '
-        "WHERE d.project_id = s.project_id AND d.stream_id = s.key AND d.validate "
-        "AND d.schema IS NOT NULL) RETURNING s.id, s.next_index), "
-        f'i AS (INSERT INTO "{Chunk._meta.db_table}" (stream_id, "index", data, producer, '
-        f"created_at) {_ROWS[single]}) "
-        "SELECT id, next_index FROM u"
-    )
-    for shape, match in _MATCH.items()
-    for single in (True, False)
-}
-
-
-async def _append_plain(
-    conn: AsyncConnection[Any], where: dict[str, Any], request: AppendRequest
-) -> AppendResult | None:
-    """A plain append in one round trip, or None when the stream needs the checked path."""
-    now = timezone.now()
-    chunks = request.chunks
-    cursor = await conn.execute(
-        _plain_sql(where, len(chunks)),
-        {
-            **where,
-            "count": len(chunks),
-            "size": sum(len(c) for c in chunks),
-            "now": now,
-            "type": request.content_type,
-            "max_bytes": int(settings.STREAMDASH_MAX_STREAM_BYTES),
-            "data": chunks[0] if len(chunks) == 1 else chunks,
-        },
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    stream_id, next_index = row
-    start = next_index - len(chunks)
-    notify.stream_appended(
-        stream_id=stream_id,
-        start=start,
-        end=next_index,
-        closed=False,
-        chunks=notify.inline_chunks(start, chunks, now, ""),
-    )
-    return AppendResult(stream_id, start, next_index, False)
 
 
 async def _append_checked(
