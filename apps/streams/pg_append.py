@@ -5,12 +5,12 @@ connection: a thread hop each way, Django's transaction machinery, and five roun
 the server (lock, COPY, save, COMMIT, and the implicit BEGIN riding on the first). Here, on the
 event loop, with the same rules (``appending.plan_append``), on connections in autocommit:
 
-- a plain append (chunks, no producer, no ``Stream-Seq``, no close: what writers send all day)
-  is one statement, so one round trip and its own transaction: an ``UPDATE`` of the counters
-  that locks the row and matches only a stream the rules would accept as it is (open, live, of
-  the same content type, with room and no schema to validate), and the ``INSERT`` of the batch
-  riding on it as a data-modifying CTE. A stream it does not match takes the checked path,
-  which answers as the rules say (the plain statement wrote nothing);
+- a plain append (chunks, no ``Stream-Seq``, no close: what writers send all day), and a
+  producer's next seq in its epoch (what an SDK writer sends all day), is one statement
+  (``pg_oneshot``), so one round trip and its own transaction, matching only a stream (and a
+  producer state) the rules would accept as it is: open, live, of the same content type, with
+  room and no schema to validate, and ``last_seq`` one below this seq. What it does not match
+  takes the checked path, which answers as the rules say (the one statement wrote nothing);
 - the checked path, every other append: ``BEGIN`` and ``SELECT … FOR UPDATE`` (the stream
   row, the producer's state, the schema and the run's status: ``rows.lock_sql``) in one
   pipeline round trip, then the batch's ``INSERT … SELECT FROM unnest(…)``, the counters'
