@@ -120,7 +120,7 @@ def plan_append(
     if chunks and stream.schema is not None and is_json_type(stream.content_type):
         schemas.validate_chunks(stream.schema, chunks)
     start = stream.next_index
-    size = sum(len(c) for c in chunks)
+    size = sum(map(len, chunks))
     if chunks:
         check_room(stream.byte_size, size)
     stream.next_index += len(chunks)

@@ -51,7 +51,7 @@ RUNS_GROUP = "runs"
 def inline_chunks(
     start: int, chunks: list[bytes], now: dt.datetime, producer: str
 ) -> list[ChunkRecord] | None:
-    if sum(len(c) for c in chunks) > INLINE_BYTES:
+    if sum(map(len, chunks)) > INLINE_BYTES:
         return None
     stamp = now.timestamp()
     return [ChunkRecord(start + i, data, stamp, producer) for i, data in enumerate(chunks)]

@@ -114,10 +114,15 @@ def _split_array(text: str, pos: int, max_chunks: int | None) -> list[bytes] | N
             if not shallow and piece.count("[") + piece.count("{") >= limit:
                 return None
             chunks.append(piece.encode("utf-8"))
-            end = _past_blanks(text, end)
-            if text.startswith(",", end):
-                pos = _past_blanks(text, end + 1)
-            elif text.startswith("]", end):
+            after = text[end : end + 1]
+            if after in _BLANK:
+                end = _past_blanks(text, end)
+                after = text[end : end + 1]
+            if after == ",":
+                pos = end + 1
+                if text[pos : pos + 1] in _BLANK:
+                    pos = _past_blanks(text, pos)
+            elif after == "]":
                 break
             else:
                 return None
@@ -127,10 +132,8 @@ def _split_array(text: str, pos: int, max_chunks: int | None) -> list[bytes] | N
 
 
 def _past_blanks(text: str, pos: int) -> int:
-    """``_skip_ws`` for the usual case, none or one blank (``", "`` between elements), without
+    """``_skip_ws`` from a blank, for the usual case of one (``", "`` between elements) without
     the regular expression."""
-    if text[pos : pos + 1] not in _BLANK:
-        return pos
     if text[pos + 1 : pos + 2] not in _BLANK:
         return pos + 1
     return _skip_ws(text, pos)
@@ -203,14 +206,14 @@ def split_body(content_type: str, body: bytes, *, allow_empty_array: bool = Fals
         else [body]
     )
     limit = settings.STREAMDASH_MAX_CHUNK_BYTES
-    for position, chunk in enumerate(chunks):
-        if len(chunk) > limit:
-            raise TooLarge(
-                f"Chunk {position} of the request is {len(chunk)} bytes; one chunk may be at "
-                f"most {limit} bytes.",
-                limit=limit,
-                chunk=position,
-            )
+    if chunks and max(map(len, chunks)) > limit:
+        position = next(i for i, chunk in enumerate(chunks) if len(chunk) > limit)
+        raise TooLarge(
+            f"Chunk {position} of the request is {len(chunks[position])} bytes; one chunk may "
+            f"be at most {limit} bytes.",
+            limit=limit,
+            chunk=position,
+        )
     return chunks
 
 

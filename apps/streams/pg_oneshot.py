@@ -119,7 +119,7 @@ async def append(
     params = {
         **where,
         "count": len(chunks),
-        "size": sum(len(c) for c in chunks),
+        "size": sum(map(len, chunks)),
         "now": now,
         "type": request.content_type,
         "max_bytes": int(settings.STREAMDASH_MAX_STREAM_BYTES),
