@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -33,7 +34,7 @@ def _not_json(constant: str) -> None:
 _DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_not_json)
 _WS = re.compile(r"[ \t\n\r]*")
 # The C scanner behind ``raw_decode``, called without its wrapper (a frame per chunk).
-_SCAN = _DECODER.scan_once
+_SCAN: Callable[[str, int], tuple[object, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 _BLANK = frozenset(" \t\n\r")
 # A JSON string in "unrolled loop" form, its closing quote optional: every match runs to the
 # string's end (or the text's end), so the scan below is linear even on an unterminated string.
@@ -101,7 +102,8 @@ def _split_array(text: str, pos: int, max_chunks: int | None) -> list[bytes] | N
     many brackets as the limit (an element's brackets bound its depth, strings included)."""
     limit = settings.STREAMDASH_MAX_JSON_DEPTH
     shallow = text.count("[") + text.count("{") <= limit
-    scan, size, chunks = _SCAN, len(text), []
+    scan, size = _SCAN, len(text)
+    chunks: list[bytes] = []
     pos = _skip_ws(text, pos + 1)
     if text.startswith("]", pos):
         return None
