@@ -52,7 +52,7 @@ from psycopg import AsyncConnection, OperationalError
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from apps.streams import pg_oneshot, rows
+from apps.streams import pg_chunks, pg_oneshot, rows
 from apps.streams.appending import (
     AppendRequest,
     AppendResult,
@@ -101,6 +101,7 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
     # opens one explicitly.
     await conn.set_autocommit(True)
     await conn.execute("SET TIME ZONE 'UTC'")
+    pg_chunks.register(conn)
 
 
 async def _pool() -> AsyncConnectionPool[Any]:
@@ -221,7 +222,8 @@ async def _append_locked(
         )
         if plan.chunks:
             await conn.execute(
-                _INSERT, [plan.stream.pk, plan.start, plan.producer_id, now, plan.chunks]
+                _INSERT,
+                [plan.stream.pk, plan.start, plan.producer_id, now, pg_chunks.Chunks(plan.chunks)],
             )
         for statement, values in saves:
             await conn.execute(statement, values)

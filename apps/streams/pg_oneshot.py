@@ -27,7 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg import AsyncConnection
 
-from apps.streams import notify
+from apps.streams import notify, pg_chunks
 from apps.streams.appending import AppendRequest, AppendResult
 from apps.streams.models import Chunk, Producer, Stream, StreamDefinition
 
@@ -123,7 +123,7 @@ async def append(
         "now": now,
         "type": request.content_type,
         "max_bytes": int(settings.STREAMDASH_MAX_STREAM_BYTES),
-        "data": chunks[0] if len(chunks) == 1 else chunks,
+        "data": chunks[0] if len(chunks) == 1 else pg_chunks.Chunks(chunks),
         "producer": producer_id,
     }
     if claim is not None:
