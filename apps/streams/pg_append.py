@@ -37,6 +37,31 @@ and this one (after):
 - What is left of a 100-chunk append with a producer (cProfile, py-spy): psycopg's pipeline
   (two syncs, most of the remaining database CPU) and splitting the JSON body
   (``payloads.split_json``, about 1 ms per 100 chunks).
+
+Then a producer's next seq went into the one statement (``pg_oneshot``), the JSON split lost
+its whole-body depth scan, the batch its per-element dumper (``pg_chunks``) and the notice its
+per-chunk records. Measured in one sitting (2026-12-02 08:02–08:09 UTC, PostgreSQL 15, durable
+commits, ``DEBUG=0``), main (before) and this branch (after) alternating, on a busy machine:
+``uptime`` load 5.2–7.0 on 2 cores (other sessions' tests and benchmarks), so the throughput
+swings twofold from run to run; CPU per request is the steadier figure.
+
+- In process (the ASGI app called directly, 300 appends of 100 JSON chunks of 64 B with
+  producer headers): 3.85, 4.22, 4.62, 4.49 ms of CPU per request before; 2.19, 2.21 after the
+  one statement and the split, 2.10, 1.94 with the rest. With the Redis channel layer: 5.49
+  before, 3.01 after (the notice's publish is most of the difference to in memory).
+- ``streambench append --batches 50`` (4 writers, one process, in-memory layer), two pairs:
+  before 6,246 and 7,619 chunks/s (5.60 and 4.90 ms CPU per request; metrics off 5.70 and
+  5.55 ms), 0.26 and 0.25 of COPY; after 7,637 and 13,728 chunks/s (3.40 and 2.85 ms; metrics
+  off 3.05 and 2.75 ms), 0.35 and 0.55 of COPY. Reference server in the same runs: in memory
+  13,014–25,831, file-backed 7,143–13,434 chunks/s.
+- ``--writers 1``: before 3,022 chunks/s (7.0 ms), after 4,909 (3.2 ms); COPY 11,477 and
+  9,061; reference file-backed 4,755 and 4,080.
+- ``--workers 2`` (Redis, 4 writers), two pairs: 6.05 and 4.95 ms CPU per request before,
+  4.65 and 4.90 after (metrics off: 5.60, 5.55 before; 4.15, 4.25 after); 5,541–8,898 chunks/s
+  either way, against the in-memory reference's 26,057–28,321.
+- Left per request over daphne: daphne and Twisted themselves (1.2 ms for a do-nothing app),
+  the scanner's ~0.3 ms for 100 JSON values, psycopg's execute, and with Redis the notice's
+  publish.
 """
 
 from __future__ import annotations
