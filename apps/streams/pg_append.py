@@ -40,28 +40,27 @@ and this one (after):
 
 Then a producer's next seq went into the one statement (``pg_oneshot``), the JSON split lost
 its whole-body depth scan, the batch its per-element dumper (``pg_chunks``) and the notice its
-per-chunk records. Measured in one sitting (2026-12-02 08:02–08:09 UTC, PostgreSQL 15, durable
-commits, ``DEBUG=0``), main (before) and this branch (after) alternating, on a busy machine:
-``uptime`` load 5.2–7.0 on 2 cores (other sessions' tests and benchmarks), so the throughput
-swings twofold from run to run; CPU per request is the steadier figure.
+per-chunk records. PostgreSQL 15, durable commits, ``DEBUG=0``, main (before) and this branch
+(after) alternating, each pair back to back:
 
 - In process (the ASGI app called directly, 300 appends of 100 JSON chunks of 64 B with
-  producer headers): 3.85, 4.22, 4.62, 4.49 ms of CPU per request before; 2.19, 2.21 after the
-  one statement and the split, 2.10, 1.94 with the rest. With the Redis channel layer: 5.49
-  before, 3.01 after (the notice's publish is most of the difference to in memory).
-- ``streambench append --batches 50`` (4 writers, one process, in-memory layer), two pairs:
-  before 6,246 and 7,619 chunks/s (5.60 and 4.90 ms CPU per request; metrics off 5.70 and
-  5.55 ms), 0.26 and 0.25 of COPY; after 7,637 and 13,728 chunks/s (3.40 and 2.85 ms; metrics
-  off 3.05 and 2.75 ms), 0.35 and 0.55 of COPY. Reference server in the same runs: in memory
-  13,014–25,831, file-backed 7,143–13,434 chunks/s.
-- ``--writers 1``: before 3,022 chunks/s (7.0 ms), after 4,909 (3.2 ms); COPY 11,477 and
-  9,061; reference file-backed 4,755 and 4,080.
-- ``--workers 2`` (Redis, 4 writers), two pairs: 6.05 and 4.95 ms CPU per request before,
-  4.65 and 4.90 after (metrics off: 5.60, 5.55 before; 4.15, 4.25 after); 5,541–8,898 chunks/s
-  either way, against the in-memory reference's 26,057–28,321.
+  producer headers; 08:00 UTC, load 4–6 on 2 cores): 3.85, 4.22, 4.62, 4.49 ms of CPU per
+  request before; 2.19, 2.21 after the one statement and the split, 2.10, 1.94 with the rest.
+  With Redis (rate limit counted there, notice published there): 5.49 before, 3.01 after.
+- ``streambench append --batches 50`` (4 writers, one process, in-memory layer; 08:17 UTC,
+  load 2.0–2.7), two pairs: before 11,875 and 13,520 chunks/s (4.95 and 4.45 ms CPU per
+  request), 0.37 and 0.30 of COPY (32,308 and 44,489); after 15,807 and 19,732 chunks/s (2.95
+  and 2.20 ms), 0.45 and 0.50 of COPY (34,976 and 39,414). The reference server in the same
+  runs: in memory 24,769–38,546, file-backed 22,640–32,951 chunks/s (goal, at least the
+  file-backed figure: missed).
+- ``--writers 1``: before 6,823 chunks/s (4.8 ms), after 9,013 (3.2 ms); COPY 34,314 / 31,439.
+- ``--workers 2`` (Redis, 4 writers): before 12,645 chunks/s (4.05 ms; metrics off 18,851,
+  3.30 ms), after 14,816 (2.60 ms; metrics off 12,280, 3.00 ms); the in-memory reference
+  36,851–39,167 (goal: missed). An earlier sitting at load 5–7 gave CPU figures in line
+  (before 4.9–6.1 ms, after 2.75–4.9), its throughput swinging twofold from run to run.
 - Left per request over daphne: daphne and Twisted themselves (1.2 ms for a do-nothing app),
-  the scanner's ~0.3 ms for 100 JSON values, psycopg's execute, and with Redis the notice's
-  publish.
+  the C scanner's ~0.3 ms for 100 JSON values, psycopg's execute, and with Redis the notice's
+  publish (about half of the Redis calls' 1 ms in process, cProfile).
 """
 
 from __future__ import annotations
