@@ -92,7 +92,7 @@ def _count(
     chunks = 0
     if parsed is not None and result is not None and not result.duplicate:
         chunks = result.next_index - result.start_index
-    size = sum(len(c) for c in parsed.chunks) if chunks and parsed is not None else 0
+    size = sum(map(len, parsed.chunks)) if chunks and parsed is not None else 0
     metrics.append_done(time.perf_counter() - began, chunks, size)
 
 

@@ -18,7 +18,6 @@ from django.conf import settings
 
 from apps.streams import notify, producers, schemas
 from apps.streams.producers import ProducerClaim
-from apps.streams.records import ChunkRecord
 from apps.streams.rows import LockedStream, ProducerState
 from streamdash.core.content import base_content_type, is_json_type
 from streamdash.core.errors import (
@@ -64,7 +63,7 @@ class AppendPlan:
     producer_id: str
     # (id, epoch, seq, result) to save for an idempotent producer
     producer_row: tuple[str, int, int, dict[str, Any]] | None
-    inline: list[ChunkRecord] | None  # the batch, when small enough to ride in the notice
+    inline: list[notify.InlineChunk] | None  # the batch, when small enough for the notice
     result: AppendResult
 
 
@@ -120,7 +119,7 @@ def plan_append(
     if chunks and stream.schema is not None and is_json_type(stream.content_type):
         schemas.validate_chunks(stream.schema, chunks)
     start = stream.next_index
-    size = sum(len(c) for c in chunks)
+    size = sum(map(len, chunks))
     if chunks:
         check_room(stream.byte_size, size)
     stream.next_index += len(chunks)

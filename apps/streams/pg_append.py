@@ -5,12 +5,12 @@ connection: a thread hop each way, Django's transaction machinery, and five roun
 the server (lock, COPY, save, COMMIT, and the implicit BEGIN riding on the first). Here, on the
 event loop, with the same rules (``appending.plan_append``), on connections in autocommit:
 
-- a plain append (chunks, no producer, no ``Stream-Seq``, no close: what writers send all day)
-  is one statement, so one round trip and its own transaction: an ``UPDATE`` of the counters
-  that locks the row and matches only a stream the rules would accept as it is (open, live, of
-  the same content type, with room and no schema to validate), and the ``INSERT`` of the batch
-  riding on it as a data-modifying CTE. A stream it does not match takes the checked path,
-  which answers as the rules say (the plain statement wrote nothing);
+- a plain append (chunks, no ``Stream-Seq``, no close: what writers send all day), and a
+  producer's next seq in its epoch (what an SDK writer sends all day), is one statement
+  (``pg_oneshot``), so one round trip and its own transaction, matching only a stream (and a
+  producer state) the rules would accept as it is: open, live, of the same content type, with
+  room and no schema to validate, and ``last_seq`` one below this seq. What it does not match
+  takes the checked path, which answers as the rules say (the one statement wrote nothing);
 - the checked path, every other append: ``BEGIN`` and ``SELECT … FOR UPDATE`` (the stream
   row, the producer's state, the schema and the run's status: ``rows.lock_sql``) in one
   pipeline round trip, then the batch's ``INSERT … SELECT FROM unnest(…)``, the counters'
@@ -37,6 +37,30 @@ and this one (after):
 - What is left of a 100-chunk append with a producer (cProfile, py-spy): psycopg's pipeline
   (two syncs, most of the remaining database CPU) and splitting the JSON body
   (``payloads.split_json``, about 1 ms per 100 chunks).
+
+Then a producer's next seq went into the one statement (``pg_oneshot``), the JSON split lost
+its whole-body depth scan, the batch its per-element dumper (``pg_chunks``) and the notice its
+per-chunk records. PostgreSQL 15, durable commits, ``DEBUG=0``, main (before) and this branch
+(after) alternating, each pair back to back:
+
+- In process (the ASGI app called directly, 300 appends of 100 JSON chunks of 64 B with
+  producer headers; 08:00 UTC, load 4–6 on 2 cores): 3.85, 4.22, 4.62, 4.49 ms of CPU per
+  request before; 2.19, 2.21 after the one statement and the split, 2.10, 1.94 with the rest.
+  With Redis (rate limit counted there, notice published there): 5.49 before, 3.01 after.
+- ``streambench append --batches 50`` (4 writers, one process, in-memory layer; 08:17 UTC,
+  load 2.0–2.7), two pairs: before 11,875 and 13,520 chunks/s (4.95 and 4.45 ms CPU per
+  request), 0.37 and 0.30 of COPY (32,308 and 44,489); after 15,807 and 19,732 chunks/s (2.95
+  and 2.20 ms), 0.45 and 0.50 of COPY (34,976 and 39,414). The reference server in the same
+  runs: in memory 24,769–38,546, file-backed 22,640–32,951 chunks/s (goal, at least the
+  file-backed figure: missed).
+- ``--writers 1``: before 6,823 chunks/s (4.8 ms), after 9,013 (3.2 ms); COPY 34,314 / 31,439.
+- ``--workers 2`` (Redis, 4 writers): before 12,645 chunks/s (4.05 ms; metrics off 18,851,
+  3.30 ms), after 14,816 (2.60 ms; metrics off 12,280, 3.00 ms); the in-memory reference
+  36,851–39,167 (goal: missed). An earlier sitting at load 5–7 gave CPU figures in line
+  (before 4.9–6.1 ms, after 2.75–4.9), its throughput swinging twofold from run to run.
+- Left per request over daphne: daphne and Twisted themselves (1.2 ms for a do-nothing app),
+  the C scanner's ~0.3 ms for 100 JSON values, psycopg's execute, and with Redis the notice's
+  publish (about half of the Redis calls' 1 ms in process, cProfile).
 """
 
 from __future__ import annotations
@@ -52,7 +76,7 @@ from psycopg import AsyncConnection, OperationalError
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from apps.streams import notify, rows
+from apps.streams import pg_chunks, pg_oneshot, rows
 from apps.streams.appending import (
     AppendRequest,
     AppendResult,
@@ -60,7 +84,7 @@ from apps.streams.appending import (
     plan_append,
     tell_readers,
 )
-from apps.streams.models import Chunk, Stream, StreamDefinition
+from apps.streams.models import Chunk
 
 # The chunks go as one bytea array in binary (``%b``): psycopg's text format escapes every
 # element through a regular expression, which cost more CPU than the rest of a 100-chunk
@@ -101,6 +125,7 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
     # opens one explicitly.
     await conn.set_autocommit(True)
     await conn.execute("SET TIME ZONE 'UTC'")
+    pg_chunks.register(conn)
 
 
 async def _pool() -> AsyncConnectionPool[Any]:
@@ -147,7 +172,7 @@ def usage() -> tuple[int, int]:
 async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResult:
     check_request(request)
     pool = await _pool()
-    if _plain(request):
+    if pg_oneshot.applies(request):
         async with pool.connection(timeout=float(settings.STREAMDASH_DB_WAIT_SECONDS)) as conn:
             if _went_away(conn):
                 # The server closed it while it sat in the pool (a restart, a failover):
@@ -155,7 +180,7 @@ async def append(*, where: dict[str, Any], request: AppendRequest) -> AppendResu
                 # ones and goes on with a live one.
                 await conn.close()
             else:
-                result = await _append_plain(conn, where, request)
+                result = await pg_oneshot.append(conn, where, request)
                 if result is not None:
                     return result
     return await _append_checked(pool, where, request)
@@ -169,100 +194,6 @@ def _went_away(conn: AsyncConnection[Any]) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
-
-
-def _plain(request: AppendRequest) -> bool:
-    """An append of chunks with none of the headers that need the stream's state to decide:
-    no producer, no Stream-Seq, no close. The common case, and one statement's work."""
-    return (
-        bool(request.chunks)
-        and request.producer is None
-        and request.stream_seq is None
-        and not request.close
-        and request.content_type is not None
-    )
-
-
-def _plain_sql(where: dict[str, Any], count: int) -> str:
-    if where.get("stream_id") is not None:
-        shape = "id"
-    elif where.get("run_id") is not None:
-        shape = "run"
-    else:
-        shape = "standalone"
-    return _PLAIN[shape, count == 1]
-
-
-_MATCH = {
-    "id": "s.id = %(stream_id)s",
-    "run": "s.project_id = %(project_id)s AND s.run_id = %(run_id)s AND s.key = %(key)s",
-    "standalone": "s.project_id = %(project_id)s AND s.run_id IS NULL AND s.key = %(key)s",
-}
-# One chunk is a parameter of its own: adapting even a one-element list to an array costs
-# psycopg more CPU than all the statement's other parameters together. Several go as one bytea
-# array in binary (``_INSERT``).
-_ROWS = {
-    True: "SELECT u.id, u.next_index - 1, %(data)s::bytea, '', %(now)s FROM u",
-    False: "SELECT u.id, u.next_index - %(count)s + t.i - 1, t.d, '', %(now)s "
-    "FROM u, unnest(%(data)b::bytea[]) WITH ORDINALITY AS t(d, i)",
-}
-# ``plan_append``'s plain case as one statement: the row is locked by the UPDATE itself (a
-# concurrent append waits, then sees the new counters), the chunks go in after it, and the
-# autocommit makes it durable. Any stream the rules would look at more closely (closed,
-# deleted, expired, a schema to validate, full, another content type spelled differently)
-# matches nothing here and takes the checked path, which answers as the rules say.
-_PLAIN = {
-    (shape, single): (
-        f'WITH u AS (UPDATE "{Stream._meta.db_table}" AS s SET '
-        "next_index = s.next_index + %(count)s, byte_size = s.byte_size + %(size)s, "
-        "expires_at = CASE WHEN s.ttl_seconds IS NULL THEN s.expires_at "
-        "ELSE %(now)s + s.ttl_seconds * interval '1 second' END, updated_at = %(now)s "
-        f"WHERE {match} AND NOT s.closed AND s.deleted_at IS NULL "
-        "AND (s.expires_at IS NULL OR s.expires_at > %(now)s) AND s.content_type = %(type)s "
-        "AND s.byte_size + %(size)s <= %(max_bytes)s "
-        f'AND NOT EXISTS (SELECT 1 FROM "{StreamDefinition._meta.db_table}" d '
-        "WHERE d.project_id = s.project_id AND d.stream_id = s.key AND d.validate "
-        "AND d.schema IS NOT NULL) RETURNING s.id, s.next_index), "
-        f'i AS (INSERT INTO "{Chunk._meta.db_table}" (stream_id, "index", data, producer, '
-        f"created_at) {_ROWS[single]}) "
-        "SELECT id, next_index FROM u"
-    )
-    for shape, match in _MATCH.items()
-    for single in (True, False)
-}
-
-
-async def _append_plain(
-    conn: AsyncConnection[Any], where: dict[str, Any], request: AppendRequest
-) -> AppendResult | None:
-    """A plain append in one round trip, or None when the stream needs the checked path."""
-    now = timezone.now()
-    chunks = request.chunks
-    cursor = await conn.execute(
-        _plain_sql(where, len(chunks)),
-        {
-            **where,
-            "count": len(chunks),
-            "size": sum(len(c) for c in chunks),
-            "now": now,
-            "type": request.content_type,
-            "max_bytes": int(settings.STREAMDASH_MAX_STREAM_BYTES),
-            "data": chunks[0] if len(chunks) == 1 else chunks,
-        },
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    stream_id, next_index = row
-    start = next_index - len(chunks)
-    notify.stream_appended(
-        stream_id=stream_id,
-        start=start,
-        end=next_index,
-        closed=False,
-        chunks=notify.inline_chunks(start, chunks, now, ""),
-    )
-    return AppendResult(stream_id, start, next_index, False)
 
 
 async def _append_checked(
@@ -315,7 +246,8 @@ async def _append_locked(
         )
         if plan.chunks:
             await conn.execute(
-                _INSERT, [plan.stream.pk, plan.start, plan.producer_id, now, plan.chunks]
+                _INSERT,
+                [plan.stream.pk, plan.start, plan.producer_id, now, pg_chunks.Chunks(plan.chunks)],
             )
         for statement, values in saves:
             await conn.execute(statement, values)

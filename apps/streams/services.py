@@ -330,8 +330,9 @@ def appends_on_loop() -> bool:
 
 
 async def achunks_append(*, ref: StreamRef, request: AppendRequest) -> AppendResult:
-    """``chunks_append`` for async callers: on PostgreSQL in two round trips on psycopg's async
-    pool, with no thread (``apps.streams.pg_append``); elsewhere one hop to the write pool."""
+    """``chunks_append`` for async callers: on PostgreSQL in one round trip (two for appends
+    the one statement does not match) on psycopg's async pool, with no thread
+    (``apps.streams.pg_append``); elsewhere one hop to the write pool."""
     if pg_append.available():
         _check_append(ref, request)
         result = await pg_append.append(where=_where(None, ref), request=request)

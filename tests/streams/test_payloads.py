@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from apps.streams import payloads
 from apps.streams.payloads import json_array, read_body, split_body, split_json
 from streamdash.core.errors import InvalidJson, TooLarge, TooManyChunks
 
@@ -97,3 +98,42 @@ def test_json_array_is_the_chunks_as_one_array(chunks: list[bytes], body: bytes)
 
 def test_read_body_of_bytes_is_the_chunks_joined() -> None:
     assert read_body("application/octet-stream", [b"\x00", b"[", b""]) == b"\x00["
+
+
+_BODIES = [
+    b'[{"a": 1}, {"b": [2, 3]}]',
+    b" [ 1 ,\t2\n,\r3 ] ",
+    b"[1,  2 ,\n 3\t]",
+    b'[1e400, 0.10, "x\\"]", "\\ud800", [[]], {}]',
+    b"[" + b",".join(b'{"n": %d, "p": "[{x"}' % n for n in range(100)) + b"]",
+    b"[" + b"[" * 63 + b"]" * 63 + b"]",  # as deep as the limit
+    b"[" + b"[" * 64 + b"]" * 64 + b"]",  # one level deeper
+    b'["' + b"[" * 200 + b'", 1]',  # brackets in a string only
+    b"[1, 2,]",
+    b"[1 2]",
+    b"[1, NaN]",
+    b"[1, 2] 3",
+    b"[1, 2",
+    b"[]",
+    b"[ ]  x",
+    b'[{"a": 1}, {"a": ]',
+    b"[" + b"[" * 70 + b"1, 2",
+    b"[" + b",".join([b"0"] * 151) + b"]",
+]
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_split_json_answers_as_its_careful_loop(body: bytes, settings, monkeypatch) -> None:
+    """The array fast path gives the same chunks, or the same error, as the loop it skips."""
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 150
+    settings.STREAMDASH_MAX_JSON_DEPTH = 64
+
+    def answer() -> object:
+        try:
+            return split_body(JSON, body)
+        except Exception as exc:  # the error itself is the answer compared
+            return type(exc), str(exc), getattr(exc, "facts", None)
+
+    fast = answer()
+    monkeypatch.setattr(payloads, "_split_array", lambda *args: None)
+    assert fast == answer()
