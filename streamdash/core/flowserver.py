@@ -171,7 +171,9 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
             return
         more = bool(message.get("more_body", False))
         valve: _Valve | None = getattr(protocol, "_streamdash_valve", None)
-        if not more and valve is not None:
+        if not more and valve is not None and protocol.channel is not None:
+            # (A client that went after the last part has no channel: nothing to unregister;
+            # every SSE reader that hung up at a stream's close logged a traceback here.)
             protocol.unregisterProducer()
         if not (more and valve is not None and _write_body(protocol, message.get("body", b""))):
             await super().handle_reply(protocol, message)
