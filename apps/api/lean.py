@@ -42,6 +42,7 @@ from apps.api.middleware import PREFLIGHT_HEADERS, api_headers
 from apps.api.ratelimit import awrite_limited, rate_key
 from apps.api.subscribe_views import subscribe_run
 from apps.api.targets import run_target, standalone_target
+from streamdash.core.sendchain import bare
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,10 @@ async def _send_response(
 
 
 async def _send_stream(send: Send, receive: Receive, parts: Any) -> None:
-    """Send a streamed body as it is produced; stop producing as soon as the client goes."""
+    """Send a streamed body as it is produced; stop producing as soon as the client goes. The
+    response has started: its parts skip the entry's wrappers that are done with it
+    (``sendchain.bare``)."""
+    send = bare(send)
 
     async def pump() -> None:
         async for part in parts:
