@@ -6,12 +6,24 @@ and fully delivered, when ``idle_timeout`` seconds pass without a new chunk, or 
 ``max_seconds`` of connection time are used up (the protocol's periodic reconnect); it fails
 with ``Unauthorized`` as soon as the reader's API key (``key_id``) is revoked. Silence
 alone never looks like the end: heartbeats (``None``) keep proxies from closing the line.
+
+A reader that waits at the tail can be served from the hub's wake round itself (``direct``):
+the round frames the new chunks once per batch (``DirectWrite.frame``: SSE's shared frames)
+and writes them straight to each such reader's connection (``DirectWrite.write``, which the
+server gives when it can write at once), while the reader's task stays parked. The reader's
+task takes over (the round resolves its wait) whenever that is not the plain case: the
+connection holds unsent bytes or is paused (its task then waits on flow control and the stall
+cut-off), the batch does not reach the tail or is not in the ring, the stream closed or went,
+the key was revoked or the connection's time is up.
+
+Measured with ``DEBUG=0 ALLOWED_HOSTS=127.0.0.1 manage.py streambench fanout --readers 1000
+--viewers 50 --seconds 10`` (see below for the figures).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,6 +42,17 @@ class LiveBatch:
     next_index: int
     up_to_date: bool
     closed: bool
+
+
+class DirectWrite:
+    """How the wake round may serve a reader itself (see the module): ``frame`` renders a
+    batch as the reader's response sends it; ``write``, set once the response has started and
+    only by a server that can, writes bytes to the connection at once and says False when it
+    cannot take them now (nothing is then written)."""
+
+    def __init__(self, frame: Callable[[LiveBatch], bytes]) -> None:
+        self.frame = frame
+        self.write: Callable[[bytes], bool] | None = None
 
 
 def check_retained(first_index: int, start: int) -> None:
@@ -51,10 +74,12 @@ async def follow(
     heartbeat: float | None = None,
     page: int | None = None,
     key_id: int | None = None,
+    direct: DirectWrite | None = None,
 ) -> AsyncIterator[LiveBatch | None]:
     hub = get_hub()
     heartbeat = heartbeat or settings.STREAMDASH_HEARTBEAT_SECONDS
     page = page or settings.STREAMDASH_READ_PAGE_CHUNKS
+    max_bytes = int(settings.STREAMDASH_LIVE_PAGE_BYTES)
     began = time.monotonic()
     deadline = began + max_seconds if max_seconds is not None else None
     try:
@@ -63,7 +88,38 @@ async def follow(
                 check_retained(state.first_index, start)
                 position = start
                 last_chunk_at = began
+                # When the client last got bytes: a heartbeat follows a quiet ``heartbeat``.
+                quiet_since = began
                 announced_up_to_date = False
+
+                def deliver() -> bool:
+                    # This reader's share of a wake round, run by the round (hub.StreamState).
+                    nonlocal position, last_chunk_at, quiet_since
+                    write = direct.write if direct is not None else None
+                    if (
+                        write is None
+                        or state.deleted
+                        or state.closed
+                        or is_revoked(key_id)
+                        or (deadline is not None and time.monotonic() >= deadline)
+                    ):
+                        return False
+                    if position >= state.next_index:
+                        return True  # nothing new for this reader
+                    chunks = state.from_ring(position, page, max_bytes)
+                    if not chunks or chunks[0].index != position:
+                        return False
+                    end = chunks[-1].index + 1
+                    if end < state.next_index:
+                        return False  # more than a page behind: its task reads on
+                    assert direct is not None
+                    if not write(direct.frame(LiveBatch(chunks, end, True, False))):
+                        return False
+                    state.delivered(chunks[0].created_at)  # its lag and ring hit, per round
+                    position = end
+                    last_chunk_at = quiet_since = time.monotonic()
+                    return True
+
                 while True:
                     if state.deleted:
                         raise StreamNotFound("The stream was deleted.")
@@ -85,6 +141,7 @@ async def follow(
                         done = state.closed and position >= state.next_index
                         up_to_date = position >= state.next_index
                         announced_up_to_date = up_to_date
+                        quiet_since = last_chunk_at
                         yield LiveBatch(chunks, position, up_to_date, done)
                         if done:
                             return
@@ -92,11 +149,17 @@ async def follow(
                     if state.closed and position >= state.next_index:
                         yield LiveBatch([], position, True, True)
                         return
+                    now = time.monotonic()
                     if not announced_up_to_date:
                         announced_up_to_date = True
+                        quiet_since = now
                         yield LiveBatch([], position, True, False)
-                    now = time.monotonic()
-                    limits = [heartbeat]
+                    elif now - quiet_since >= heartbeat * 0.99:
+                        quiet_since = now
+                        yield None
+                        continue
+                    # The heartbeat's limit is above zero here: only these two end the read.
+                    limits = [quiet_since + heartbeat - now]
                     if idle_timeout is not None:
                         limits.append(last_chunk_at + idle_timeout - now)
                     if deadline is not None:
@@ -104,11 +167,6 @@ async def follow(
                     wait_for = min(limits)
                     if wait_for <= 0:
                         return
-                    before = state.next_index, state.closed, state.deleted
-                    await state.wait(wait_for)
-                    if (state.next_index, state.closed, state.deleted) == before and (
-                        time.monotonic() - now >= heartbeat * 0.99
-                    ):
-                        yield None
+                    await state.wait(wait_for, deliver if direct is not None else None)
     except StreamGone:
         raise StreamNotFound("Stream not found.") from None

@@ -11,6 +11,11 @@ their own).
 A wrapper here is a :class:`Wrapper` that says when it is ``done`` with the response; a
 streamed body asks :func:`bare` for the send to use once its response has started, and gets
 the innermost send that every wrapper above it is done with.
+
+A server may also offer a streamed response a synchronous write (:func:`direct_writer`, the
+scope extension ``streamdash.write_body`` of ``streamdash.core.flowserver``): more body bytes
+written to the connection at once, or False (nothing written) when the connection cannot take
+them now. The hub's wake rounds write to live SSE readers with it (``apps.streams.live``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["Send", "Wrapper", "bare"]
+__all__ = ["WRITE_BODY", "Send", "Wrapper", "bare", "direct_writer"]
+
+WRITE_BODY = "streamdash.write_body"
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -42,3 +49,8 @@ def bare(send: Send) -> Send:
         send = send.inner
     return send
 
+
+def direct_writer(scope: MutableMapping[str, Any]) -> Callable[[bytes], bool] | None:
+    """The server's synchronous write of more body bytes for this request, if it has one."""
+    writer: Callable[[bytes], bool] | None = scope.get("extensions", {}).get(WRITE_BODY)
+    return writer
