@@ -35,13 +35,29 @@ shared with other benchmarks (load average 4.0–6.4, the server got a quarter t
 | delivery at 100 chunks/s: appends the server kept | 24.9 / 14.6 /s | 18.7 / 14.3 /s |
 | delivery: append → SSE receive p50 / p99 | 181 / 716, 247 / 997 ms | 179 / 545, 216 / 1,119 ms |
 
-Every reader and viewer got every chunk in every run. In an earlier pair of sittings
-(07:39–07:43, load 4.3–5.4, the rounds then still counted the metrics per reader): 12.4 / 15.3
-→ 8.3 / 9.1 ms of CPU per append, SSE p99 932 / 727 → 392 / 397 ms, the delivery writer kept
-16 / 24 → 43 / 68 appends/s. The issue's p99 ≤ 100 ms is not reached on this machine under
-that load: the rounds are now mostly the ``send`` system call (about 1,000 a round), the
-pacer spaces rounds by their length (``apps.streams.pacing``), and the bench's own client,
-one Python loop for all readers, reported its loop late by up to 200–250 ms.
+Every reader and viewer got every chunk in every run. Again after rebasing on main (which
+now tells the local hub of an append at once and freezes the start-up heap), main and this
+change alternately, 08:17–08:22 UTC, a quieter machine (load 1.6–2.4):
+
+| 1,000 SSE readers open (branch: 4 runs) | main | direct rounds |
+|---|---|---|
+| server CPU/append, 0 viewers (none open: 1.6–3.1) | 6.2 / 12.3 ms | 6.2 / 6.7 / 8.1 / 9.0 ms |
+| writer, flat out, appends/s, 0 viewers | 94 / 67 | 118 / 111 / 95 / 82 |
+| the same with 10 viewers | 59 / 72 | 84 / 110 / 142 / 73 |
+| delivery at 100 chunks/s: appends/s kept | 70 / 76 | 67 / 80 / 100 / 80 |
+| delivery: SSE p50 (ms) | 127 / 114 | 56 / 49 / 36 / 57 |
+| delivery: SSE p99 (ms) | 429 / 354 | 188 / 151 / 102 / 175 |
+| delivery: dashboard viewers p99 (ms) | 491 / 456 | 258 / 241 / 192 / 260 |
+
+In the first of those branch runs the 50 viewers got every chunk but lost their socket before
+the stream's end message ("no close frame received or sent"); not seen in the three runs
+after it, nor on main. In an earlier pair of sittings (07:39–07:43, load 4.3–5.4, the rounds
+then still counted the metrics per reader): 12.4 / 15.3 → 8.3 / 9.1 ms of CPU per append, SSE
+p99 932 / 727 → 392 / 397 ms, the delivery writer kept 16 / 24 → 43 / 68 appends/s. The
+issue's p99 ≤ 100 ms is not reached (best 102 ms): the rounds are now mostly the ``send``
+system call (about 1,000 a round), the pacer spaces rounds by their length
+(``apps.streams.pacing``), and the bench's own client, one Python loop for all readers,
+reported its loop late by up to 200–250 ms in the loaded sitting.
 """
 
 from __future__ import annotations
