@@ -51,8 +51,12 @@ change alternately, 08:17–08:22 UTC, a quieter machine (load 1.6–2.4):
 
 In the first of those branch runs the 50 viewers got every chunk but lost their socket before
 the stream's end message ("no close frame received or sent"); not seen in the three runs
-after it, nor on main. In an earlier pair of sittings (07:39–07:43, load 4.3–5.4, the rounds
-then still counted the metrics per reader): 12.4 / 15.3 → 8.3 / 9.1 ms of CPU per append, SSE
+after it, nor on main. Likely (not verified) the bench's client: its one loop, busy with
+1,000 readers ending at once, did not answer the close within autobahn's 1 s close handshake,
+and the server's drop of the connection discards what the client had not yet read.
+
+In an earlier pair of sittings (07:39–07:43, load 4.3–5.4, the rounds then still counted the
+metrics per reader): 12.4 / 15.3 → 8.3 / 9.1 ms of CPU per append, SSE
 p99 932 / 727 → 392 / 397 ms, the delivery writer kept 16 / 24 → 43 / 68 appends/s. The
 issue's p99 ≤ 100 ms is not reached (best 102 ms): the rounds are now mostly the ``send``
 system call (about 1,000 a round), the pacer spaces rounds by their length
