@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 
 from apps.api.ratelimit import rate_key
 from apps.projects.access import bearer_credential
+from apps.streams.live import DirectWrite
 
 
 class Headers:
@@ -74,6 +75,8 @@ class StreamResponse:
     stream: AsyncIterator[bytes] | None = None
     # Called once the response is over, however it ends (a live read's lease, say).
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # A live read the hub may write to itself, given a way to write to the connection.
+    direct: DirectWrite | None = None
 
     def __setitem__(self, name: str, value: str) -> None:
         self.headers[name] = value

@@ -42,6 +42,7 @@ from apps.api.middleware import PREFLIGHT_HEADERS, api_headers
 from apps.api.ratelimit import awrite_limited, rate_key
 from apps.api.subscribe_views import subscribe_run
 from apps.api.targets import run_target, standalone_target
+from streamdash.core.sendchain import bare, direct_writer
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ async def serve(handler: Handler, scope: Scope, receive: Receive, send: Send) ->
     except Exception as exc:
         where = f"{scope['method']} {scope['path']}"
         response = error_stream_response(unexpected_error(where, exc))
+    if response.direct is not None:
+        response.direct.write = direct_writer(scope)
     await _send(send, response, secure, head=request.method == "HEAD", receive=receive)
 
 
@@ -194,7 +197,10 @@ async def _send_response(
 
 
 async def _send_stream(send: Send, receive: Receive, parts: Any) -> None:
-    """Send a streamed body as it is produced; stop producing as soon as the client goes."""
+    """Send a streamed body as it is produced; stop producing as soon as the client goes. The
+    response has started: its parts skip the entry's wrappers that are done with it
+    (``sendchain.bare``)."""
+    send = bare(send)
 
     async def pump() -> None:
         async for part in parts:

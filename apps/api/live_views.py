@@ -34,7 +34,7 @@ from apps.api.targets import Target, run_target, standalone_target
 from apps.projects import credentials
 from apps.streams import pg_read, services, threads
 from apps.streams.export import chunks_export
-from apps.streams.live import check_retained, follow
+from apps.streams.live import DirectWrite, check_retained, follow
 from apps.streams.models import Stream
 from apps.streams.payloads import read_body
 from streamdash.core.errors import BadRequest, DomainError, StreamNotFound, TooLarge
@@ -273,6 +273,9 @@ def _sse_response(
     encoding = sse.data_encoding(stream.content_type)
     max_seconds = _limit(settings.STREAMDASH_SSE_MAX_SECONDS, token_limit)
     cursor = protocol.next_cursor(read_request.cursor)
+    # The lean path lets the hub's wake rounds write this reader's frames (apps.streams.live).
+    stream_id = stream.pk
+    direct = DirectWrite(lambda batch: sse.live_frames(stream_id, batch, encoding, cursor))
 
     async def events() -> AsyncIterator[bytes]:
         try:
@@ -282,6 +285,7 @@ def _sse_response(
                 idle_timeout=read_request.idle_timeout,
                 max_seconds=max_seconds,
                 key_id=key_id,
+                direct=direct,
             ):
                 if batch is None:
                     yield sse.HEARTBEAT
@@ -290,7 +294,9 @@ def _sse_response(
         except DomainError as exc:
             yield f"event: error\ndata:{error_json(exc)}\n\n".encode()
 
-    response = StreamResponse(200, {"Content-Type": "text/event-stream"}, stream=events())
+    response = StreamResponse(
+        200, {"Content-Type": "text/event-stream"}, stream=events(), direct=direct
+    )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     if encoding == "base64":

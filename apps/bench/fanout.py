@@ -17,6 +17,15 @@ On a real daphne on loopback, in one run:
    against the indices); latency is send time (before the writer's POST) → arrival at the
    client, per chunk, p50/p99, for SSE readers and viewers apart (viewers batch every 0.1 s).
 
+``--workers N`` serves streamdash with ``manage.py serve --workers N`` (N > 1 needs REDIS_URL:
+each worker has its own hub, and the channel layer carries the appends' notifications between
+them); the readers' connections land on the workers as the kernel hands them out, and the
+split is printed. RSS, threads and CPU are then the whole process tree's. First figures
+(2026-12-02 07:58 and 08:01 UTC, load 5.8–6.4, between the one-process runs of
+``apps.streams.live``): readers split 552 / 448 and 581 / 419; 14.9 / 20.0 ms of server CPU per
+append with the readers open (one process: 10.2 / 10.5); delivery p99 1,982 / 845 ms (one
+process: 545 / 1,119). On a machine this loaded a second worker bought nothing.
+
 The writer is a process of its own; readers and viewers share one asyncio loop in this one,
 which watches its own lag and CPU and warns when it, not the server, may be the bottleneck.
 The server runs with the write rate limit and the cap on live reads per credential off
@@ -42,8 +51,9 @@ import httpx
 from django.db import connection
 
 from apps.bench import fixtures, writer
+from apps.bench import server as servers
 from apps.bench.fanout_clients import LoopWatch, Receipts, SseReader, Viewer, open_reader
-from apps.bench.proc import MIB, rss_bytes, threads
+from apps.bench.proc import MIB, connections_by_holder, rss_bytes, threads
 from apps.bench.progress import Progress, warn
 from apps.bench.server import BenchServer
 from apps.projects.services import project_create
@@ -69,16 +79,15 @@ class Options:
     viewers: int
     rate: float
     seconds: float
+    workers: int = 1
 
 
 class Fanout:
     """One run of the scenario against one server; the phases are its methods."""
 
     def __init__(self, server: BenchServer, key: str, path: str, cookie: str, options: Options):
-        assert server.process is not None
         self.server, self.key, self.path, self.cookie = server, key, path, cookie
         self.options = options
-        self.pid = server.process.pid
         self.stream_id = fixtures.stream_row(path).pk
         self.tail = 0
         self.readers: list[SseReader] = []
@@ -104,6 +113,12 @@ class Fanout:
             warn(message)
             self.client_warnings.append(message)
         return {"client_cpu_share": round(share, 2), "client_loop_lag_ms": round(lag * 1000, 1)}
+
+    def _rss(self) -> int:
+        return sum(rss_bytes(pid) for pid in self.server.pids())
+
+    def _threads(self) -> int:
+        return sum(threads(pid) for pid in self.server.pids())
 
     # --- phases ---------------------------------------------------------------------------
     async def warm_up(self) -> None:
@@ -135,7 +150,7 @@ class Fanout:
             "server_cpu_per_append_ms": round(server_cpu / appends * 1000, 2),
             "server_cpu_share": round(server_cpu / seconds, 2),
             "catch_up_seconds": catch_up,
-            "threads": threads(self.pid),
+            "threads": self._threads(),
             **self._client_check(f"throughput {label}"),
         }
 
@@ -154,7 +169,7 @@ class Fanout:
         return None
 
     async def connect_readers(self) -> dict[str, Any]:
-        rss_before, threads_before = rss_bytes(self.pid), threads(self.pid)
+        rss_before, threads_before = self._rss(), self._threads()
         count = self.options.readers
         with Progress("connect SSE readers", count, " readers") as bar:
             for first in range(0, count, CONNECT_BATCH):
@@ -169,8 +184,11 @@ class Fanout:
         if failed:
             raise RuntimeError(f"{len(failed)} readers failed to connect: {failed[0]}")
         await asyncio.sleep(IDLE_SECONDS)
-        rss_idle, threads_idle = rss_bytes(self.pid), threads(self.pid)
+        rss_idle, threads_idle = self._rss(), self._threads()
+        ports = {r.local_port for r in self.readers}
+        held = connections_by_holder(self.server.port, ports, self.server.pids())
         return {
+            "readers_per_worker": sorted(held.values(), reverse=True),
             "rss_before_mib": round(rss_before / MIB, 1),
             "rss_idle_readers_mib": round(rss_idle / MIB, 1),
             "rss_per_idle_reader_kib": round((rss_idle - rss_before) / max(count, 1) / 1024, 1),
@@ -194,7 +212,7 @@ class Fanout:
     async def deliver(self) -> dict[str, Any]:
         options = self.options
         self.watch.phase()
-        peak_threads = threads(self.pid)
+        peak_threads = self._threads()
         with Progress(f"deliver at {options.rate:g} chunks/s", options.seconds, " s") as bar:
             task = asyncio.ensure_future(
                 self._writer(writer.paced, options.rate, options.seconds, CHUNK_BYTES)
@@ -202,7 +220,7 @@ class Fanout:
             began = time.monotonic()
             while not task.done():
                 await asyncio.wait([task], timeout=0.25)
-                peak_threads = max(peak_threads, threads(self.pid))
+                peak_threads = max(peak_threads, self._threads())
                 lag = self.tail - min((r.receipts.position for r in self.readers), default=0)
                 bar.update(min(time.monotonic() - began, options.seconds), f"slowest behind {lag}")
             sent, late = task.result()
@@ -322,6 +340,11 @@ def _report(options: Options, figures: dict[str, Any], say: Callable[[str], None
         f"{idle['rss_per_idle_reader_kib']} KiB per reader; threads {idle['threads_before']} -> "
         f"{idle['threads_idle_readers']}"
     )
+    if options.workers > 1:
+        say(
+            f"workers: {options.workers} (channel layer: {servers.channel_layer()}); SSE "
+            f"readers per worker: {idle['readers_per_worker']}"
+        )
     delivery = figures["delivery"]
     say(
         f"delivery at {options.rate:g} chunks/s for {options.seconds:g} s "
@@ -347,8 +370,12 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         raise RuntimeError("streambench fanout needs PostgreSQL: set DATABASE_URL=postgres://…")
     project, key = project_create(name=f"bench-fanout-{time.time_ns()}")
     cookie = fixtures.session_cookie()
+    if options.workers > 1:
+        serving = servers.streamdash(options.workers, env=SERVER_ENV)
+    else:
+        serving = BenchServer(SERVER_ENV)
     try:
-        with BenchServer(SERVER_ENV) as server:
+        with serving as server:
             assert server.process is not None
             warn(f"server pid {server.process.pid} (attach py-spy here)")
             with httpx.Client(
@@ -367,6 +394,7 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         "viewers": options.viewers,
         "rate": options.rate,
         "seconds": options.seconds,
+        "workers": options.workers,
         "goal_share_with_viewers": GOAL_SHARE,
         "load_average": os.getloadavg(),
         **figures,

@@ -79,6 +79,7 @@ class SseReader(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self.local_port: int = transport.get_extra_info("sockname")[1]
         transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:

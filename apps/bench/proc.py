@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,27 @@ def connection_holder(server_port: int, client_port: int, pids: list[int]) -> in
                     if os.readlink(fd.path) in inodes:
                         return pid
     return None
+
+
+def connections_by_holder(
+    server_port: int, client_ports: set[int], pids: list[int]
+) -> Counter[int]:
+    """How many of our loopback connections from ``client_ports`` each of ``pids`` holds, as
+    :func:`connection_holder` finds them, in one pass over /proc (for 1,000 readers)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        if local == server_port and remote in client_ports:
+            inodes.add(f"socket:[{fields[9]}]")
+    held: Counter[int] = Counter()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path) in inodes:
+                        held[pid] += 1
+    return held
 
 
 def rss_bytes(pid: int) -> int:

@@ -143,10 +143,12 @@ class BenchServer:
         self.log.close()
 
 
-def streamdash(workers: int = 1, *, metrics: bool = True) -> BenchServer:
+def streamdash(
+    workers: int = 1, *, metrics: bool = True, env: dict[str, str] | None = None
+) -> BenchServer:
     """streamdash on the caller's database: one daphne, or ``serve --workers N``; with its
-    metrics recorded, or not (``STREAMDASH_METRICS=0``)."""
-    env = {**BENCH_ENV, "STREAMDASH_METRICS": "1" if metrics else "0"}
+    metrics recorded, or not (``STREAMDASH_METRICS=0``), and ``env`` on top."""
+    env = {**BENCH_ENV, "STREAMDASH_METRICS": "1" if metrics else "0", **(env or {})}
     label = "" if metrics else ", metrics off"
     if workers == 1:
         return BenchServer(env, name=f"streamdash{label}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import weakref
 from collections import Counter, deque
@@ -51,6 +52,9 @@ logger = logging.getLogger(__name__)
 S = TypeVar("S")
 T = TypeVar("T")
 Listener = Callable[[dict[str, Any]], None]
+# A waiting reader's share of a wake round, done in the round itself: True when it is served
+# (written to, or nothing new for it) and waits on; False to wake its task instead.
+Deliver = Callable[[], bool]
 
 
 class StreamGone(Exception):
@@ -75,9 +79,11 @@ class StreamState:
         self._ring_used = 0
         self.readers = 0
         self._loop = asyncio.get_running_loop()
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: dict[asyncio.Future[None], Deliver | None] = {}
         self.refresh_lock = asyncio.Lock()
         self.pacer = WakePacer(self._release)
+        # This round's direct deliveries, by the commit time of their batch's first chunk.
+        self._delivered: Counter[float] = Counter()
 
     @property
     def ring_start(self) -> int:
@@ -93,25 +99,45 @@ class StreamState:
         self.pacer.soon(self.readers)
 
     def _release(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
+        waiters, self._waiters = self._waiters, {}
+        for waiter, deliver in waiters.items():
+            if waiter.done():
+                continue
+            try:
+                served = deliver is not None and deliver()
+            except Exception:
+                logger.exception("live delivery from the wake round failed")
+                served = False
+            if served:
+                self._waiters[waiter] = deliver
+            else:
                 waiter.set_result(None)
+        if self._delivered:
+            now = time.time()
+            for created_at, readers in self._delivered.items():
+                metrics.delivered_from_round(now - created_at, readers)
+            self._delivered.clear()
 
-    async def wait(self, seconds: float) -> None:
-        """Until the next ``wake`` or ``seconds``. A future of the reader's own that the wake
-        resolves, a timeout on the reader's own task: ``asyncio.wait_for`` made a task and a
-        timer per reader per wake (14% of the server's samples with 100 SSE readers), and
-        ``asyncio.shield`` of one shared future, which replaced it, cost two futures and two
-        callbacks per reader per wake (15% with 1,000 readers; streambench fanout)."""
+    def delivered(self, created_at: float) -> None:
+        """A ``Deliver`` wrote a batch whose first chunk was committed at ``created_at``."""
+        self._delivered[created_at] += 1
+
+    async def wait(self, seconds: float, deliver: Deliver | None = None) -> None:
+        """Until a ``wake`` that ``deliver`` (if given) does not serve, or ``seconds``. A
+        future of the reader's own that the wake resolves, a timeout on the reader's own task:
+        ``asyncio.wait_for`` made a task and a timer per reader per wake (14% of the server's
+        samples with 100 SSE readers), and ``asyncio.shield`` of one shared future, which
+        replaced it, cost two futures and two callbacks per reader per wake (15% with 1,000
+        readers; streambench fanout). A reader that ``deliver`` serves stays here across
+        rounds: no task step, no timer per round (``apps.streams.live``)."""
         waiter = self._loop.create_future()
-        self._waiters.add(waiter)
+        self._waiters[waiter] = deliver
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(seconds):
                     await waiter
         finally:
-            self._waiters.discard(waiter)
+            self._waiters.pop(waiter, None)
 
     def extend(self, records: list[ChunkRecord]) -> None:
         for record in records:

@@ -17,7 +17,11 @@ stall limit is aborted. Daphne tells the application ``websocket.disconnect`` as
 
 A streamed body part goes straight to the socket when Twisted holds nothing for it
 (``_write_body``): daphne's path made every part an epoll registration and a later
-``doWrite``, most of what a live SSE reader cost per append.
+``doWrite``, most of what a live SSE reader cost per append. The same write is offered to the
+application as the scope extension ``streamdash.write_body`` (``sendchain.direct_writer``): a
+synchronous write of more body bytes that refuses (False, nothing written) unless the response
+is streaming, its valve is open and nothing is buffered, so whoever falls back to ``send``
+gets the flow control above. The hub's wake rounds write live SSE frames with it.
 
 Run it like daphne (same arguments): ``python -m streamdash.core.flowserver …``;
 ``streamdash.core.serving.daphne_command`` does.
@@ -31,6 +35,7 @@ import gc
 import logging
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from daphne.cli import CommandLineInterface
@@ -40,6 +45,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet.tcp import Server as _TCP_SERVER
 
 from streamdash.core import metrics
+from streamdash.core.sendchain import WRITE_BODY
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +150,14 @@ def _write_body(request: Any, body: bytes) -> bool:
     return True
 
 
+def _write_now(request: Any, body: bytes) -> bool:
+    """``streamdash.write_body``: ``body`` as the next part of a streamed response, written now,
+    or False (nothing done) unless a part went through ``handle_reply`` already, the valve is
+    open and nothing is buffered."""
+    valve: _Valve | None = getattr(request, "_streamdash_valve", None)
+    return valve is not None and valve.open.is_set() and _write_body(request, body)
+
+
 class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         # ``manage.py serve`` probes each worker every few seconds over the worker's private
@@ -162,6 +176,12 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
         gc.freeze()
         super().run()
 
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if isinstance(protocol, WebRequest):
+            extensions = {**scope.get("extensions", {}), WRITE_BODY: partial(_write_now, protocol)}
+            scope["extensions"] = extensions
+        return super().create_application(protocol, scope)
+
     async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
         if isinstance(protocol, WebSocketProtocol):
             await self._websocket_reply(protocol, message)
@@ -171,7 +191,9 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
             return
         more = bool(message.get("more_body", False))
         valve: _Valve | None = getattr(protocol, "_streamdash_valve", None)
-        if not more and valve is not None:
+        if not more and valve is not None and protocol.channel is not None:
+            # (A client that went after the last part has no channel: nothing to unregister;
+            # every SSE reader that hung up at a stream's close logged a traceback here.)
             protocol.unregisterProducer()
         if not (more and valve is not None and _write_body(protocol, message.get("body", b""))):
             await super().handle_reply(protocol, message)

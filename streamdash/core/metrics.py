@@ -34,6 +34,7 @@ reader and pool gauges are ``livesum``: the sum over the workers that are alive.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import deque
@@ -179,6 +180,26 @@ def lag(seconds: float) -> None:
     seconds = max(0.0, seconds)
     DELIVERY_LAG.observe(seconds)
     local.lags.append(seconds)
+
+
+def delivered_from_round(seconds: float, readers: int) -> None:
+    """A batch written to ``readers`` readers waiting at the tail by one wake round (served from
+    the ring), ``seconds`` after its commit: as many ``lag`` and ring hits, at a round's cost.
+    With 1,000 SSE readers, one ``observe`` and one ``inc`` per reader were a sixth of a
+    round's CPU (py-spy, ``streambench fanout``)."""
+    if not _ENABLED or readers <= 0:
+        return
+    seconds = max(0.0, seconds)
+    RING_HITS.inc(readers)
+    # prometheus_client has no weighted observe: what ``Histogram.observe`` does, ``readers``
+    # times over: its sum and one bucket (private attributes, unchanged since 0.4; the e2e
+    # metrics test reads the count back).
+    DELIVERY_LAG._sum.inc(seconds * readers)
+    for bucket, bound in zip(DELIVERY_LAG._buckets, DELIVERY_LAG._upper_bounds, strict=True):
+        if seconds <= bound:
+            bucket.inc(readers)
+            break
+    local.lags.extend(itertools.repeat(seconds, min(readers, local.lags.maxlen or readers)))
 
 
 def ring_read(hit: bool) -> None:

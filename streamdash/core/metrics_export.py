@@ -28,6 +28,7 @@ from prometheus_client import (
 )
 
 from streamdash.core import metrics
+from streamdash.core.sendchain import Wrapper
 
 __all__ = ["CONTENT_TYPE", "counting", "exposition", "multiprocess_dir", "process_dead"]
 
@@ -78,26 +79,32 @@ def _error_code(body: bytes) -> str:
 def counting(send: Send) -> Send:
     """``send`` that counts the response in ``streamdash_responses_total{status,code}`` (the
     error's code read from a JSON error body's first part). Only while metrics are on."""
+    return _Counting(send)
+
+
+class _Counting(Wrapper):
+    # ``done`` once the response is counted: a streamed body's later parts may skip it
+    # (``sendchain.bare``).
     status = 0
     is_json = False
 
-    async def counting_send(message: Message) -> None:
-        nonlocal status, is_json
+    async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            status = int(message["status"])
+            self.status = status = int(message["status"])
             if status < 400:
                 metrics.response(status, "")
+                self.done = True
             else:
-                is_json = any(
+                self.is_json = any(
                     name.lower() == b"content-type" and value.startswith(b"application/json")
                     for name, value in message.get("headers", ())
                 )
-                if not is_json:
+                if not self.is_json:
                     metrics.response(status, "")
-        elif kind == "http.response.body" and status >= 400 and is_json:
-            is_json = False  # counted once, from the first part of the body
-            metrics.response(status, _error_code(message.get("body", b"")))
-        await send(message)
-
-    return counting_send
+                    self.done = True
+        elif kind == "http.response.body" and self.status >= 400 and self.is_json:
+            self.is_json = False  # counted once, from the first part of the body
+            self.done = True
+            metrics.response(self.status, _error_code(message.get("body", b"")))
+        await self.inner(message)

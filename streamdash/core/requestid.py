@@ -19,6 +19,8 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from streamdash.core.sendchain import Wrapper
+
 __all__ = [
     "HEADER",
     "RequestId",
@@ -111,12 +113,19 @@ class RequestId:
 
 def answering(send: Send, request_id: str) -> Send:
     """``send`` with the ``X-Request-ID`` response header added (replacing any the app set)."""
-    encoded = request_id.encode("latin-1")
+    return _Answering(send, request_id.encode("latin-1"))
 
-    async def send_with_id(message: Message) -> None:
+
+class _Answering(Wrapper):
+    # The header is all it adds: a streamed body's parts may skip it (``sendchain.bare``).
+    done = True
+
+    def __init__(self, inner: Send, encoded: bytes) -> None:
+        super().__init__(inner)
+        self.encoded = encoded
+
+    async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER_KEY]
-            message = {**message, "headers": [*headers, (_HEADER_KEY, encoded)]}
-        await send(message)
-
-    return send_with_id
+            message = {**message, "headers": [*headers, (_HEADER_KEY, self.encoded)]}
+        await self.inner(message)

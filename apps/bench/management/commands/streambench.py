@@ -85,6 +85,7 @@ def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
             viewers=options["viewers"],
             rate=options["rate"],
             seconds=options["seconds"] or 20.0,
+            workers=options["workers"],
         ),
         command.stdout.write,
     )
@@ -144,7 +145,10 @@ class Command(BaseCommand):
         parser.add_argument("--viewers", type=int, default=50, help="fanout: dashboard viewers")
         parser.add_argument("--rate", type=float, default=100, help="fanout: chunks/s written")
         parser.add_argument(
-            "--workers", type=int, default=1, help="append, latency, requests: `serve --workers N`"
+            "--workers",
+            type=int,
+            default=1,
+            help="append, fanout, latency, requests: `serve --workers N`",
         )
         parser.add_argument(
             "--no-reference",
