@@ -55,21 +55,22 @@ def flaky(monkeypatch, settings) -> FlakyLayer:
     health.down_since = None
 
 
+async def _read(stream_id: int, seen: list[int], want: int) -> None:
+    """Follow the stream from 0 into ``seen`` until it holds ``want`` indices."""
+    async for batch in follow(stream_id, 0, idle_timeout=15):
+        if batch is not None:
+            seen.extend(c.index for c in batch.chunks)
+            if len(seen) >= want:
+                return
+
+
 async def test_live_reads_go_on_through_a_layer_outage(flaky: FlakyLayer, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="streamdash.layer")
     project, _ = await sync_to_async(make_project)()
     stream = await sync_to_async(make_stream)(project)
     flaky.down = True
     seen: list[int] = []
-
-    async def read() -> None:
-        async for batch in follow(stream.pk, 0, idle_timeout=15):
-            if batch is not None:
-                seen.extend(c.index for c in batch.chunks)
-                if len(seen) >= 6:
-                    return
-
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(_read(stream.pk, seen, 6))
     await asyncio.sleep(0.2)
     for n in range(3):  # appends while the layer is away: each notification fails
         await sync_to_async(chunks_append)(stream_id=stream.pk, chunks=[b"%d" % n])
@@ -101,15 +102,7 @@ async def test_an_append_of_this_process_reaches_its_readers_at_once_with_the_la
     stream = await sync_to_async(make_stream)(project)
     ref = StreamRef(project_id=project.pk, run_id=None, key=stream.key)
     seen: list[int] = []
-
-    async def read() -> None:
-        async for batch in follow(stream.pk, 0, idle_timeout=15):
-            if batch is not None:
-                seen.extend(c.index for c in batch.chunks)
-                if len(seen) >= 4:
-                    return
-
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(_read(stream.pk, seen, 4))
     await asyncio.sleep(0.2)
     await achunks_append(ref=ref, request=AppendRequest([b"0", b"1"]))
     flaky.down = True

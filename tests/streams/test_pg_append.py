@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -38,15 +37,6 @@ pytestmark = [
 ]
 
 JSON = "application/json"
-
-
-@pytest.fixture(autouse=True)
-async def _own_pool() -> AsyncIterator[None]:
-    """Each test's event loop gets a pool of its own: close it with the test."""
-    yield
-    pool = pg_append._pools.pop(asyncio.get_running_loop(), None)
-    if pool is not None:
-        await pool.close()
 
 
 async def _stream(**kwargs: object) -> tuple[Project, Stream]:

@@ -5,7 +5,7 @@ PostgreSQL connections."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -29,15 +29,6 @@ pytestmark = [
 
 JSON = "application/json"
 ROUNDS = 25  # races per test: bounded, each a few milliseconds
-
-
-@pytest.fixture(autouse=True)
-async def _own_pool() -> AsyncIterator[None]:
-    """Each test's event loop gets a pool of its own: close it with the test."""
-    yield
-    pool = pg_append._pools.pop(asyncio.get_running_loop(), None)
-    if pool is not None:
-        await pool.close()
 
 
 async def _stream() -> Stream:
