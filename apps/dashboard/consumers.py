@@ -36,6 +36,7 @@ from apps.dashboard import feeds, selectors
 from apps.projects.selectors import Viewer, project_visible_to, viewer_reread
 from apps.projects.services import ACCESS_REVOKED
 from apps.runs.models import Run
+from apps.runs.selectors import run_family
 from apps.streams import layer, threads
 from apps.streams.hub import get_hub
 from apps.streams.live import follow
@@ -261,8 +262,10 @@ class RunsConsumer(_DashboardSocket):
 
 
 class RunConsumer(_DashboardSocket):
-    """``/ws/runs/<run>/``: the run's header and its streams table (counts, bytes, rate),
-    re-rendered at most once a second. Counts come from following each open stream's tail."""
+    """``/ws/runs/<run>/``: the run's header, its related runs and its streams table (counts,
+    bytes, rate), re-rendered at most once a second. Counts come from following each open
+    stream's tail; the related runs from the run's group (where its children are told) and its
+    parent's and root's (their own changes), read again only when one of them changed."""
 
     TICK_SECONDS = 1.0
     MAX_WATCHED = 50
@@ -277,22 +280,30 @@ class RunConsumer(_DashboardSocket):
         self.project_id = self.run.project_id
         self.stats: dict[int, feeds.StreamStat] = {}
         self.run_dirty = False
+        self.family_dirty = False
         self.changed = False
         self.was_active = False
-        await self.exits.enter_async_context(
-            get_hub().listen("run.changed", self._run_changed, group=run_group(self.run_id))
-        )
+        self.above = {self.run.parent_id, self.run.root_id} - {""}
+        for run_id in (self.run_id, *sorted(self.above)):
+            await self.exits.enter_async_context(
+                get_hub().listen("run.changed", self._run_changed, group=run_group(run_id))
+            )
         await self.accept()
         self._adopt(streams)
         self.spawn(self._tick_loop())
         self.spawn(self.watch_layer())
 
     def _run_changed(self, event: dict[str, Any]) -> None:
-        if event.get("run") == self.run_id:
+        # The hub hands every run.changed of every group it joined to every listener: keep
+        # this run's, its parent's and root's, and its children's (a sibling's is not shown).
+        run = event.get("run")
+        if run == self.run_id:
             self.run_dirty = True
+        elif run in self.above or event.get("parent") == self.run_id:
+            self.family_dirty = True
 
     def layer_back(self) -> None:
-        self.run_dirty = True
+        self.run_dirty = self.family_dirty = True
 
     def _adopt(self, streams: list[Any]) -> None:
         for stream in streams:
@@ -326,6 +337,11 @@ class RunConsumer(_DashboardSocket):
                 self.run, streams = found
                 self._adopt(streams)
                 self.changed = True
+            family = None
+            if self.family_dirty:
+                self.family_dirty = False
+                family = await threads.run_in("read", run_family, run=self.run)
+                self.changed = True
             now = time.monotonic()
             active = any(s.rate(now) for s in self.stats.values())
             # Render on a change, and once more after the last activity so rates fall to 0.
@@ -334,6 +350,10 @@ class RunConsumer(_DashboardSocket):
             self.changed, self.was_active = False, active
             html = render_to_string(
                 "dashboard/partials.html#run-live",
-                {"run": self.run, "stats": [s.view(now) for s in self.stats.values()]},
+                {
+                    "run": self.run,
+                    "family": family,
+                    "stats": [s.view(now) for s in self.stats.values()],
+                },
             )
             await self.send(text_data=html)

@@ -64,7 +64,7 @@ def run_create(
             parent_id=parent.id if parent else "",
             root_id=(parent.root_id or parent.id) if parent else "",
         )
-        transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+        transaction.on_commit(lambda: _notify_run(run))
     return run
 
 
@@ -157,7 +157,7 @@ def run_update(
         if set_error:
             run.error = error
         run.save()
-        transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+        transaction.on_commit(lambda: _notify_run(run))
     return run
 
 
@@ -180,7 +180,7 @@ def run_claim(*, project: Project, task_ids: list[str], worker: str) -> Run | No
         run.started_at = timezone.now()
         run.claimed_by = worker
         run.save(update_fields=["status", "started_at", "claimed_by", "updated_at"])
-        transaction.on_commit(lambda: notify.run_changed(run_id=run.id, status=run.status))
+        transaction.on_commit(lambda: _notify_run(run))
     return run
 
 
@@ -188,7 +188,8 @@ def run_claim(*, project: Project, task_ids: list[str], worker: str) -> Run | No
 # subscribers told batch by batch rather than after one long transaction.
 _BATCH = 200
 
-RunChange = tuple[str, str]  # (run id, status): what a run's subscribers are told
+# (run id, status, parent id): what a run's subscribers, and its parent's, are told
+RunChange = tuple[str, str, str]
 
 
 def _write_in_batches(run_ids: Iterable[str], write: Callable[[list[str]], list[RunChange]]) -> int:
@@ -211,7 +212,7 @@ def _lock_unexpired(run_ids: list[str]) -> list[RunChange]:
         Run.objects.select_for_update()
         .filter(pk__in=run_ids)
         .exclude(status=RunStatus.EXPIRED)
-        .values_list("pk", "status")
+        .values_list("pk", "status", "parent_id")
     )
 
 
@@ -227,7 +228,7 @@ def runs_set_expiry(*, run_ids: Iterable[str], expires_at: dt.datetime | Combina
 
     def write(batch: list[str]) -> list[RunChange]:
         runs = _lock_unexpired(batch)
-        Run.objects.filter(pk__in=[pk for pk, _ in runs]).update(
+        Run.objects.filter(pk__in=[pk for pk, _, _ in runs]).update(
             expires_at=expires_at, updated_at=timezone.now()
         )
         return runs
@@ -241,10 +242,12 @@ def runs_expire(*, run_ids: Iterable[str]) -> int:
     other change. Returns how many runs changed."""
 
     def write(batch: list[str]) -> list[RunChange]:
-        ids = [pk for pk, _ in _lock_unexpired(batch)]
+        runs = _lock_unexpired(batch)
         # ``updated_at`` moves too: the hub's re-check of watched runs compares it.
-        Run.objects.filter(pk__in=ids).update(status=RunStatus.EXPIRED, updated_at=timezone.now())
-        return [(pk, RunStatus.EXPIRED) for pk in ids]
+        Run.objects.filter(pk__in=[pk for pk, _, _ in runs]).update(
+            status=RunStatus.EXPIRED, updated_at=timezone.now()
+        )
+        return [(pk, RunStatus.EXPIRED, parent) for pk, _, parent in runs]
 
     return _write_in_batches(run_ids, write)
 
@@ -256,9 +259,11 @@ def runs_delete(*, run_ids: Iterable[str]) -> int:
 
     def write(batch: list[str]) -> list[RunChange]:
         runs = list(
-            Run.objects.select_for_update().filter(pk__in=batch).values_list("pk", "status")
+            Run.objects.select_for_update()
+            .filter(pk__in=batch)
+            .values_list("pk", "status", "parent_id")
         )
-        ids = [pk for pk, _ in runs]
+        ids = [pk for pk, _, _ in runs]
         streams = Stream.objects.filter(run_id__in=ids).values_list("pk", flat=True)
         streams_delete(stream_ids=streams)
         Run.objects.filter(pk__in=ids).delete()
@@ -267,6 +272,10 @@ def runs_delete(*, run_ids: Iterable[str]) -> int:
     return _write_in_batches(run_ids, write)
 
 
+def _notify_run(run: Run) -> None:
+    notify.run_changed(run_id=run.id, status=run.status, parent_id=run.parent_id)
+
+
 def _notify_runs(changes: list[RunChange]) -> None:
-    for run_id, status in changes:
-        notify.run_changed(run_id=run_id, status=status)
+    for run_id, status, parent_id in changes:
+        notify.run_changed(run_id=run_id, status=status, parent_id=parent_id)

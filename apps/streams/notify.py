@@ -179,7 +179,16 @@ def stream_deleted(*, stream_id: int) -> None:
     _send(stream_group(stream_id), {"type": "stream.deleted", "stream": stream_id})
 
 
-def run_changed(*, run_id: str, status: str) -> None:
-    message: dict[str, object] = {"type": "run.changed", "run": run_id, "status": status}
+def run_changed(*, run_id: str, status: str, parent_id: str = "") -> None:
+    """To the run's own subscribers, the runs lists, and its parent's group: a run's page
+    shows its children, and a child's its parent (``parent`` tells a child's change apart)."""
+    message: dict[str, object] = {
+        "type": "run.changed",
+        "run": run_id,
+        "status": status,
+        "parent": parent_id,
+    }
     _send(run_group(run_id), message)
     _send(RUNS_GROUP, message)
+    if parent_id:
+        _send(run_group(parent_id), message)

@@ -168,6 +168,13 @@ def test_every_page_renders_and_updates_live(page, browser_server, writer):
     page.wait_for_selector(".live-dot.on")
     append(writer, run_id, [{"delta": "more"}] * 5)
     page.wait_for_selector("#stream-rows td.num:text('45')")
+    # A child the run starts appears in its related runs, with its status, as it changes.
+    assert page.is_hidden("#run-family")
+    child = writer.post("/api/v1/runs", json={"task_id": "browser.child", "parent_id": run_id})
+    child.raise_for_status()
+    page.wait_for_selector(f"#run-family a[href='/runs/{child.json()['id']}/']")
+    writer.patch(f"/api/v1/runs/{child.json()['id']}", json={"status": "executing"})
+    page.wait_for_selector("#run-family :text('browser.child · executing')")
     page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
 
     page.goto(f"{browser_server.url}/runs/{run_id}/streams/ai/?view=history")

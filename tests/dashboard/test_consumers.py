@@ -184,6 +184,53 @@ async def test_run_socket_updates_stream_counts_and_status():
     await communicator.disconnect()
 
 
+async def _until(communicator: WebsocketCommunicator, text: str) -> str:
+    """The first message that holds ``text`` (the socket re-renders at most once a second)."""
+    for _ in range(10):
+        message = await communicator.receive_from(timeout=5)
+        if text in message:
+            return message
+    raise AssertionError(f"no message held {text!r}")
+
+
+def _family(message: str) -> str:
+    start = message.index('<section class="card" id="run-family"')
+    return message[start : message.index("</section>", start)]
+
+
+async def test_run_socket_shows_a_new_child_and_its_status_on_the_parents_page():
+    project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
+    parent = await sync_to_async(run_create)(project=project, task_id="parent-task")
+    communicator = await _connect(f"/ws/runs/{parent.id}/", cookie)
+    child = await sync_to_async(run_create)(
+        project=project, task_id="child-task", parent_id=parent.id
+    )
+    family = _family(await _until(communicator, child.id))
+    assert "hidden" not in family.split(">", 1)[0]
+    assert "child-task · queued" in family
+    await sync_to_async(run_update)(project=project, run_id=child.id, status="completed")
+    assert "child-task · completed" in _family(await _until(communicator, "child-task · completed"))
+    await communicator.disconnect()
+
+
+async def test_run_socket_shows_the_parents_new_status_on_a_childs_page_not_a_siblings():
+    project, _ = await sync_to_async(make_project)()
+    cookie = await _session_cookie(project)
+    parent = await sync_to_async(run_create)(project=project, task_id="parent-task")
+    child = await sync_to_async(run_create)(
+        project=project, task_id="child-task", parent_id=parent.id
+    )
+    communicator = await _connect(f"/ws/runs/{child.id}/", cookie)
+    sibling = await sync_to_async(run_create)(
+        project=project, task_id="sibling-task", parent_id=parent.id
+    )
+    await sync_to_async(run_update)(project=project, run_id=parent.id, status="executing")
+    family = _family(await _until(communicator, "parent-task · executing"))
+    assert sibling.id not in family
+    await communicator.disconnect()
+
+
 # --- per-project access ----------------------------------------------------------------------
 
 
