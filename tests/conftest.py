@@ -55,11 +55,8 @@ def server_db() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(server_db: str) -> Iterator[Server]:
     """A real daphne on loopback (public /ds/ on), shared by the session's e2e tests."""
-    live = Server(server_db, {"STREAMDASH_PUBLIC_DS": "1"}).start()
-    try:
+    with Server(server_db, {"STREAMDASH_PUBLIC_DS": "1"}) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="session")

@@ -117,6 +117,12 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def restart(self) -> None:
         """Stop and start on the same port: every open connection drops."""
         self.stop()

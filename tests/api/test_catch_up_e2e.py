@@ -22,11 +22,8 @@ BYTES = "application/octet-stream"
 
 @pytest.fixture(scope="module")
 def small_pages(server_db: str) -> Iterator[Server]:
-    live = Server(server_db, {"STREAMDASH_READ_PAGE_BYTES": str(BUDGET)}).start()
-    try:
+    with Server(server_db, {"STREAMDASH_READ_PAGE_BYTES": str(BUDGET)}) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ OCTETS = "application/octet-stream"
 @pytest.fixture(scope="module")
 def hardened(server_db: str) -> Iterator[Server]:
     """Small limits so tests can pass them; its own process, so its log is ours to read."""
-    live = Server(
+    with Server(
         server_db,
         {
             "STREAMDASH_MAX_REQUEST_BYTES": str(LIMIT),
@@ -37,11 +37,8 @@ def hardened(server_db: str) -> Iterator[Server]:
             "STREAMDASH_RATE_LIMIT_BURST": "40",
             "STREAMDASH_PUBLIC_DS": "0",
         },
-    ).start()
-    try:
+    ) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -55,11 +55,8 @@ def browser_server() -> Iterator[Server]:
             "from django.contrib.auth import get_user_model; "
             f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})",
         )
-        server.start()
-        try:
+        with server:
             yield server
-        finally:
-            server.stop()
 
 
 @pytest.fixture(scope="package")

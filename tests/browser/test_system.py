@@ -28,11 +28,8 @@ def system_server() -> Iterator[Server]:
             "from django.contrib.auth import get_user_model; get_user_model().objects"
             f".create_user({STAFF!r}, password={STAFF_PASSWORD!r}, is_staff=True)",
         )
-        server.start()
-        try:
+        with server:
             yield server
-        finally:
-            server.stop()
 
 
 def _text_until(page, selector: str, check, timeout: float = 20) -> str:

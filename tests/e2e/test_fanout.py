@@ -24,7 +24,7 @@ STALL_SECONDS = 3
 
 @pytest.fixture
 def stall_server(server_db: str) -> Iterator[Server]:
-    live = Server(
+    with Server(
         server_db,
         {
             "STREAMDASH_PUBLIC_DS": "1",
@@ -32,11 +32,8 @@ def stall_server(server_db: str) -> Iterator[Server]:
             "STREAMDASH_RATE_LIMIT_PER_SECOND": "0",
             "STREAMDASH_MAX_LIVE_READS": "0",
         },
-    ).start()
-    try:
+    ) as live:
         yield live
-    finally:
-        live.stop()
 
 
 async def _read_to_close(client: httpx.AsyncClient, url: str, ready: asyncio.Event) -> list[int]:

@@ -21,11 +21,8 @@ FIELDS = {"timestamp", "level", "logger", "message", "request_id"}
 
 @pytest.fixture(scope="module")
 def json_server(server_db: str) -> Iterator[Server]:
-    live = Server(server_db, {"STREAMDASH_LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}).start()
-    try:
+    with Server(server_db, {"STREAMDASH_LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def _lines(server: Server) -> list[dict[str, object]]:

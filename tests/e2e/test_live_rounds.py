@@ -24,7 +24,7 @@ READERS = 20
 
 @pytest.fixture
 def short_reads(server_db: str) -> Iterator[Server]:
-    live = Server(
+    with Server(
         server_db,
         {
             "STREAMDASH_PUBLIC_DS": "1",
@@ -32,11 +32,8 @@ def short_reads(server_db: str) -> Iterator[Server]:
             "STREAMDASH_RATE_LIMIT_PER_SECOND": "0",
             "STREAMDASH_MAX_LIVE_READS": "0",
         },
-    ).start()
-    try:
+    ) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def _values(lines: list[str]) -> list[int]:

@@ -21,7 +21,7 @@ BURST = 30
 
 @pytest.fixture(scope="module")
 def metered(server_db: str) -> Iterator[Server]:
-    live = Server(
+    with Server(
         server_db,
         {
             "STREAMDASH_PUBLIC_DS": "1",
@@ -31,11 +31,8 @@ def metered(server_db: str) -> Iterator[Server]:
             "STREAMDASH_RATE_LIMIT_PER_SECOND": "0.01",
             "STREAMDASH_RATE_LIMIT_BURST": str(BURST),
         },
-    ).start()
-    try:
+    ) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

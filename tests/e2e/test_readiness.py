@@ -141,8 +141,7 @@ def test_readyz_is_503_while_postgres_is_stopped_and_200_when_it_is_back() -> No
         server = Server(url, {"STREAMDASH_PUBLIC_DS": "1"})
         server.env.pop("REDIS_URL", None)
         server.manage("migrate", "--noinput", "-v0")
-        server.start()
-        try:
+        with server:
             assert _readyz(server).status_code == 200
             pid = server.process.pid if server.process else None
             key = server.create_project()
@@ -184,8 +183,6 @@ def test_readyz_is_503_while_postgres_is_stopped_and_200_when_it_is_back() -> No
             assert server.process is not None
             assert server.process.pid == pid
             assert server.process.poll() is None
-        finally:
-            server.stop()
 
 
 def test_readyz_is_503_while_redis_is_stopped_and_200_when_it_is_back() -> None:
@@ -195,8 +192,7 @@ def test_readyz_is_503_while_redis_is_stopped_and_200_when_it_is_back() -> None:
         with server_database() as database:
             server = Server(database, {"REDIS_URL": private.url})
             server.manage("migrate", "--noinput", "-v0")
-            server.start()
-            try:
+            with server:
                 assert _readyz(server).status_code == 200
                 pid = server.process.pid if server.process else None
 
@@ -208,7 +204,5 @@ def test_readyz_is_503_while_redis_is_stopped_and_200_when_it_is_back() -> None:
                 assert server.process is not None
                 assert server.process.pid == pid
                 assert server.process.poll() is None
-            finally:
-                server.stop()
     finally:
         private.stop()

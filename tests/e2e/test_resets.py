@@ -25,18 +25,15 @@ ROUNDS = 3
 
 @pytest.fixture(scope="module")
 def capped(server_db: str) -> Iterator[Server]:
-    server = Server(
+    with Server(
         server_db,
         {
             "STREAMDASH_METRICS_TOKEN": TOKEN,
             "STREAMDASH_MAX_LIVE_READS": str(SLOTS),
             "STREAMDASH_RATE_LIMIT_PER_SECOND": "0",
         },
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _read_then_drop(server: Server, path: str, key: str, most: int, how: str) -> None:

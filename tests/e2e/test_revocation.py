@@ -63,8 +63,7 @@ def test_revoked_key_ends_open_live_reads(server: Server, route: str) -> None:
 def test_live_reads_per_credential_are_capped(server_db: str) -> None:
     """Past STREAMDASH_MAX_LIVE_READS open live reads, a credential's next one is a 429 with
     Retry-After; closing one makes room again."""
-    capped = Server(server_db, {"STREAMDASH_MAX_LIVE_READS": "2"}).start()
-    try:
+    with Server(server_db, {"STREAMDASH_MAX_LIVE_READS": "2"}) as capped:
         secret = capped.create_project()
         headers = {"Authorization": f"Bearer {secret}"}
         with httpx.Client(base_url=capped.url, headers=headers, timeout=20) as client:
@@ -86,5 +85,3 @@ def test_live_reads_per_credential_are_capped(server_db: str) -> None:
                         break
                 time.sleep(0.2)
             assert again.status_code == 200
-    finally:
-        capped.stop()

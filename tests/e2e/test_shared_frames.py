@@ -28,18 +28,15 @@ JSON = "application/json"
 
 @pytest.fixture(scope="module")
 def live(server_db: str) -> Iterator[Server]:
-    server = Server(
+    with Server(
         server_db,
         {
             "STREAMDASH_PUBLIC_DS": "1",
             "STREAMDASH_RATE_LIMIT_PER_SECOND": "0",
             "STREAMDASH_MAX_LIVE_READS": "0",
         },
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _events(raw: bytes) -> list[tuple[str, bytes]]:

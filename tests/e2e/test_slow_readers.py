@@ -35,11 +35,8 @@ def _rss_mib(pid: int) -> float:
 def stall_server(server_db: str) -> Iterator[Server]:
     env = {"STREAMDASH_PUBLIC_DS": "1", "STREAMDASH_SEND_STALL_SECONDS": "3"}
     # INFO for streamdash.core.flowserver's line about each reader it cuts off.
-    live = Server(server_db, {**env, "LOG_LEVEL": "INFO"}).start()
-    try:
+    with Server(server_db, {**env, "LOG_LEVEL": "INFO"}) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_idle_readers_of_a_big_stream_hold_no_stream_in_memory(stall_server: Server) -> None:
