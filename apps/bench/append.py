@@ -59,6 +59,7 @@ class Result:
     chunks: int
     seconds: float
     cpu_ms: float | None = None  # server CPU per request
+    client_cpu_ms: float | None = None  # this benchmark's own CPU per request (every writer)
     split: tuple[int, ...] = ()  # writer connections per server worker
 
     @property
@@ -140,12 +141,14 @@ def _http(options: Options, target: Target, progress: Progress | None = None) ->
                     progress.advance(options.batch_size)
         return options.batches * options.batch_size
 
-    cpu_before = server.cpu_seconds()
+    cpu_before, client_before = server.cpu_seconds(), time.process_time()
     total, seconds = _parallel(options.writers, write)
     cpu = server.cpu_seconds() - cpu_before
+    requests = max(1, total // options.batch_size)
+    client_ms = (time.process_time() - client_before) / requests * 1000
     split = tuple(sorted(Counter(workers).values(), reverse=True)) if server.workers > 1 else ()
-    cpu_ms = cpu / max(1, total // options.batch_size) * 1000  # per request
-    return Result(f"HTTP append ({server.name})", total, seconds, cpu_ms, split)
+    cpu_ms = cpu / requests * 1000
+    return Result(f"HTTP append ({server.name})", total, seconds, cpu_ms, client_ms, split)
 
 
 def _measure(options: Options, target: Target) -> Result:
@@ -232,15 +235,16 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
     say(
         f"batches of {options.batch_size} x {options.chunk_bytes} B chunks, "
         f"{options.writers} writers x {options.batches} batches; streamdash workers: "
-        f"{options.workers}, channel layer: {servers.channel_layer()}; CPU per request from "
-        "/proc (database and Redis CPU not included)"
+        f"{options.workers}, channel layer: {servers.channel_layer()}; CPU per request: the "
+        "server's from /proc (database and Redis CPU not included), and this client's own"
     )
     for result in (copy, http, http_off, *peers):
         cpu = f"{result.cpu_ms:6.2f} ms CPU/req" if result.cpu_ms is not None else " " * 17
+        client = f"client {result.client_cpu_ms:5.2f} ms" if result.client_cpu_ms else " " * 15
         share = ratio(result.rate, copy.rate)
         say(
             f"{result.name:40} {result.chunks:>8} chunks {result.seconds:7.2f} s "
-            f"{result.rate:>9,.0f} chunks/s  {cpu}  ratio to COPY {share:5.2f}"
+            f"{result.rate:>9,.0f} chunks/s  {cpu}  {client}  ratio to COPY {share:5.2f}"
         )
     if http.split:
         say(f"writer connections per streamdash worker: {list(http.split)}")
@@ -254,6 +258,7 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         "http_rate": http.rate,
         "ratio": ratio(http.rate, copy.rate),
         "http_cpu_ms_per_request": http.cpu_ms,
+        "client_cpu_ms_per_request": http.client_cpu_ms,
         "http_rate_metrics_off": http_off.rate,
         "http_cpu_ms_per_request_metrics_off": http_off.cpu_ms,
         "worker_split": list(http.split),
@@ -262,6 +267,7 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
                 "rate": r.rate,
                 "ratio": ratio(r.rate, copy.rate),
                 "cpu_ms_per_request": r.cpu_ms,
+                "client_cpu_ms_per_request": r.client_cpu_ms,
             }
             for r in peers
         },
