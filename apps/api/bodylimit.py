@@ -12,9 +12,9 @@ full. This ASGI wrapper sits in front of Django and counts the bytes as they arr
   with the bytes actually received (more or fewer) → 400.
 
 On a rejection it tells Django the client went away (Django then returns without answering)
-and answers itself. Daphne note: Twisted buffers each request body before the application
-sees it, so the limit protects the application and its memory but not the server's temp
-disk; put a proxy limit (nginx ``client_max_body_size``) in front for that.
+and answers itself. Twisted receives each request body before the application sees it; the
+server (``streamdash.core.flowserver``) keeps at most one byte more than this limit of it, so
+this module's answers stand and an oversized upload fills neither disk nor memory.
 """
 
 from __future__ import annotations

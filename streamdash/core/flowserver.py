@@ -42,6 +42,7 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
 from twisted.internet.tcp import Server as _TCP_SERVER
 
 from streamdash.core import metrics
@@ -158,6 +159,31 @@ def _write_now(request: Any, body: bytes) -> bool:
     return valve is not None and valve.open.is_set() and _write_body(request, body)
 
 
+class _BoundedRequest(WebRequest):  # type: ignore[misc]  # daphne is untyped
+    """A request that keeps at most one byte more of its body than any route accepts.
+
+    Twisted receives the whole body before daphne hands the request to the application, into
+    memory or, past 100 KB, a temporary file, however large it is: a client could fill the
+    server's disk with one chunked upload, though the application then refused it (413,
+    ``apps.api.bodylimit``). Here the bytes past ``STREAMDASH_MAX_REQUEST_BYTES`` + 1 are read
+    and dropped. The application still sees more than its limit, so its answer (the JSON 413)
+    is the one it gave before, and a Content-Length over the limit is refused from the header
+    as before (tests/e2e/test_form_bodies.py)."""
+
+    _room = 0
+
+    def gotLength(self, length: int | None) -> None:
+        super().gotLength(length)
+        self._room = int(settings.STREAMDASH_MAX_REQUEST_BYTES) + 1
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if len(data) > self._room:
+            data = data[: self._room]
+        self._room -= len(data)
+        if data:
+            super().handleContentChunk(data)
+
+
 class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         # ``manage.py serve`` probes each worker every few seconds over the worker's private
@@ -185,6 +211,10 @@ class FlowControlledServer(Server):  # type: ignore[misc]  # daphne is untyped
             # loop 1.2 s, and a multipart body it could not parse got Twisted's bare 400
             # (tests/e2e/test_form_bodies.py).
             protocol._parsePOSTFormSubmission = False
+            if type(protocol) is WebRequest:
+                # Daphne's factory makes every request a ``WebRequest``; it is made now, before
+                # any byte of its body is read.
+                protocol.__class__ = _BoundedRequest
         super().protocol_connected(protocol)
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
