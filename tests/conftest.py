@@ -4,11 +4,13 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from django.test import Client
 
 from apps.projects import credentials
 from apps.projects.models import Project
-from apps.streams import pg_append
+from apps.streams import pg_append, threads
 from tests.factories import make_project
 from tests.server import Server, server_database
 
@@ -71,6 +73,17 @@ async def _close_async_pool() -> AsyncIterator[None]:
     test database until the session ends."""
     yield
     await pg_append.close_pool()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_thread_connections(django_db_setup: None) -> Iterator[None]:
+    """Before the test database is dropped: close the connections that threads other than
+    the main one opened to it (asgiref's thread for ``sync_to_async``, the read and write
+    pools); each held a session, and PostgreSQL refused the drop ("being accessed by other
+    users")."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+    threads.close_connections()
 
 
 @pytest.fixture(autouse=True)

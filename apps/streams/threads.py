@@ -27,22 +27,22 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 T = TypeVar("T")
 
-_pools: dict[str, ThreadPoolExecutor] = {}
+_pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}  # each with its number of threads
 # Calls handed to each pool and not finished yet, counted on the event loop (no lock).
 _calls: dict[str, int] = {}
 _local = threading.local()
 
 
 def _pool(name: str) -> ThreadPoolExecutor:
-    pool = _pools.get(name)
-    if pool is None:
+    made = _pools.get(name)
+    if made is None:
         size = settings.STREAMDASH_DB_THREADS[name]
-        pool = _pools[name] = ThreadPoolExecutor(size, thread_name_prefix=f"streamdash-{name}")
-    return pool
+        made = _pools[name] = (ThreadPoolExecutor(size, f"streamdash-{name}"), size)
+    return made[0]
 
 
 def _call(
@@ -70,6 +70,20 @@ async def run_in(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
         return await run_on(pool, fn, *args, **kwargs)
     finally:
         _calls[name] -= 1
+
+
+def close_connections() -> None:
+    """Close every pool thread's database connections (each thread keeps its own between
+    calls), waiting for them; for a test run's end, before its database is dropped."""
+    for pool, threads in _pools.values():
+        gate = threading.Barrier(threads)
+
+        def close(gate: threading.Barrier = gate) -> None:
+            gate.wait(timeout=30)  # one call per thread: each holds its thread until all have one
+            connections.close_all()
+
+        for done in [pool.submit(close) for _ in range(threads)]:
+            done.result(timeout=60)
 
 
 def usage(name: str) -> tuple[int, int]:
