@@ -275,7 +275,9 @@ def _sse_response(
     cursor = protocol.next_cursor(read_request.cursor)
     # The lean path lets the hub's wake rounds write this reader's frames (apps.streams.live).
     stream_id = stream.pk
-    direct = DirectWrite(lambda batch: sse.live_frames(stream_id, batch, encoding, cursor))
+    direct = DirectWrite(
+        lambda batch: sse.live_frames(stream_id, batch, encoding, cursor), (encoding, cursor)
+    )
 
     async def events() -> AsyncIterator[bytes]:
         try:

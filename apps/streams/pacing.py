@@ -9,11 +9,12 @@ await of the writer's own request waited behind a round.
 So the pacer measures how long the last round held the loop and, when an append arrives, wakes
 the readers no sooner than that long after the last round ended: the appends that arrive
 meanwhile reach every reader as one batch (one frame and one write per reader instead of
-one per append), and fan-out takes at most about half of the loop whatever the number of
-readers. A round shorter than ``IMMEDIATE_SECONDS``, or of fewer than ``PACED_READERS``
-readers, is not paced at all, so a single reader's latency is what it was: a few readers cannot
-hold the loop for long, and what a round's timing catches then is mostly other work (a busy
-writer's requests). The wait is capped at ``MAX_DELAY_SECONDS``.
+one per append), and fan-out took at most about half of the loop whatever the number of
+readers (until the change described below). A round shorter than ``IMMEDIATE_SECONDS``, or
+of fewer than ``PACED_READERS`` readers, is not paced at all, so a single reader's latency is
+what it was: a few readers cannot hold the loop for long, and what a round's timing catches
+then is mostly other work (a busy writer's requests). The wait is capped at
+``MAX_DELAY_SECONDS``.
 
 Measured with ``DEBUG=0 ALLOWED_HOSTS=127.0.0.1 manage.py streambench fanout --readers 1000
 --viewers 50 --seconds 10`` (PostgreSQL 15, this 2-core machine shared with other work, load
@@ -39,58 +40,149 @@ reader's task (``follow`` → SSE frames → pump → send). Since, an SSE reade
 is served by the round itself, without its task or the wrappers (``apps.streams.live``: 25 →
 10 ms of server CPU per append with 1,000 readers, same sitting, load 4–6); a round's length
 is then mostly its ``send`` calls, and the pacing here still spaces rounds by it.
+
+
+The pause, since: counted from the end of the last round, ``SPACING`` = 9 times the round
+(was 1) and capped at ``MAX_DELAY_SECONDS`` = 60 ms (was 100). An append that finds the pause
+over (the loop has had its share since: a writer that is not flat out, a quiet stream) starts
+a round at once; appends that keep coming (a writer flat out) get rounds that leave the rest
+of the loop nine tenths of it, as long as a round is under about 7 ms; a longer round is
+followed by 60 ms, so no chunk waits for its round more than that (the issue's fan-out goal
+is p99 <= 100 ms at 100 chunks/s). That is the trade-off: at most 60 ms of added latency when
+appends keep coming, for a writer that keeps at least 90% of the loop while rounds are short,
+and (with 1,000 readers, whose rounds took 35-130 ms of wall time on this loaded machine)
+about 30-60% when they are not. The old pause began when the append came, so a lone append
+after a quiet spell waited a whole pause too.
+
+A round is served in slices of ``SLICE_SECONDS`` (2 ms) with whatever became ready between
+them (a writer's request, its database reply) running first, and it never runs inside the
+caller of ``soon``/``now``: an append that tells the hub of its chunks sends its response
+before any reader gets them. Before, a round whose pause was over ran inside the append's
+request, and a writer's request that arrived during a round waited for all of it: with 1,000
+readers, py-spy showed 8% of the server's samples as rounds inside ``achunks_append``.
+
+Measured with the same command (PostgreSQL 15, one process), main and this change run
+alternately 10:46-10:58 UTC on 2026-12-02, on a machine shared with three other helpers'
+builds and benchmarks (load average 0.3 at the start, 7.7 at the end; the server got a quarter
+to half of a core; the bench's own client lagged by up to 750 ms). Every reader and viewer
+got every chunk in every run. Runs 1-2: the pause and the rounds' shared batches
+(``apps.streams.live``) without the slices; runs 3-5: all of it (run 4-5: also the viewers'
+0.05 s ticks, ``apps.dashboard.feeds``):
+
+| 1,000 SSE readers open, run (load) | 1 (1.8) | 2 (3.4) | 3 (3.6) | 4 (4.2) | 5 (7.7) |
+|---|---|---|---|---|---|
+| server CPU/append, readers only: main | 3.61 | 5.88 | 7.61 | 6.47 | 8.01 ms |
+| the same, this change | 3.83 | 5.78 | 2.85 | 4.38 | 6.43 ms |
+| writer, readers only / nothing open: main | 41% | 51% | 24% | 34% | 37% |
+| the same, this change | 29% | 26% | 57% | 47% | 62% |
+| writer, 10 viewers too / readers only: main | 42% | 96% | 110% | 44% | 101% |
+| the same, this change | 125% | 101% | 78% | 97% | 78% |
+
+(main ran each time just after the change, load 2.1-6.9.) The rates follow the machine's load
+more than the code: the writer, the server, PostgreSQL and the client with its 1,000 sockets
+share two cores with the other helpers' work, and the ≥ 90% goal can be neither shown nor
+refuted here. The delivery latencies at 100 chunks/s (SSE p99 145-761 ms on this change,
+201-562 ms on main) were bounded by the client's own loop in these sittings (see
+``apps.bench.fanout``'s warnings), not by the pause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
 IMMEDIATE_SECONDS = 0.002
 PACED_READERS = 20
-MAX_DELAY_SECONDS = 0.1
-# The pause after a round, as a multiple of the round's length: 1.0 leaves the writers at
-# least half of the loop.
-SPACING = 1.0
+# The pause's cap: with the round itself and the reader's place in it, a chunk's wait stays
+# under the 100 ms of the issue's fan-out goal.
+MAX_DELAY_SECONDS = 0.06
+# The pause after a round, as a multiple of the round's own time: 9.0 leaves the rest of the
+# loop's work (the writers) nine tenths of it while appends keep coming.
+SPACING = 9.0
+# A round serves its readers in slices of about this long; between two, whatever else is
+# ready on the loop (a writer's request) runs.
+SLICE_SECONDS = 0.002
 
 
 class WakePacer:
-    """Wakes one stream's readers through ``wake``, timing each round it starts."""
+    """Runs one stream's wake rounds: ``begin`` starts a round, ``serve(seconds)`` serves its
+    readers for about that long and says whether the round is done. Rounds never overlap, and
+    never run inside the caller of ``soon`` or ``now`` (an append's request: its response goes
+    out first)."""
 
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
+    def __init__(self, begin: Callable[[], None], serve: Callable[[float], bool]) -> None:
+        self._begin = begin
+        self._serve = serve
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
+        self._handle: asyncio.TimerHandle | asyncio.Handle | None = None  # the next step due
+        self._running = False
+        self._again: bool | None = None  # wanted during a round: None, soon (False), now (True)
+        self._readers = 0
+        self._spent = 0.0
         self.round_seconds = 0.0
+        # When the last round ended (``time.perf_counter``); the next may start a pause later.
+        self._ended_at = -math.inf
 
     def soon(self, readers: int) -> None:
-        """New chunks for ``readers`` readers: wake them now or, if rounds are long, after a
-        pause."""
-        if self._timer is not None:
-            return  # a wake is due: these chunks go with it
-        delay = min(self.round_seconds * SPACING, MAX_DELAY_SECONDS)
-        if readers < PACED_READERS or delay < IMMEDIATE_SECONDS:
-            self.now()
-        else:
-            self._timer = self._loop.call_later(delay, self.now)
+        """New chunks for ``readers`` readers: a round at once or, if rounds are long and the
+        last one ended a moment ago, when the pause after it is over."""
+        self._readers = readers
+        if self._running:
+            self._again = self._again or False
+            return
+        if self._handle is not None:
+            return  # a round is due: these chunks go with it
+        delay = 0.0
+        if readers >= PACED_READERS and self.round_seconds >= IMMEDIATE_SECONDS:
+            pause = min(self.round_seconds * SPACING, MAX_DELAY_SECONDS)
+            delay = max(0.0, self._ended_at + pause - time.perf_counter())
+        self._handle = self._loop.call_later(delay, self._start)
 
     def now(self) -> None:
-        """Wake the readers at once (and time their round)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        began = time.perf_counter()
-        self._wake()
-        # The wake resolves each waiting reader's future, which schedules that reader's task; a
-        # callback queued behind those, which queues one more, runs after every reader took its
-        # turn (a reader's turn is one task step unless its socket is full).
-        self._loop.call_soon(self._loop.call_soon, self._ended, began)
+        """A round as soon as possible (a close, a deletion, a revocation): after the one
+        running, if any."""
+        if self._running:
+            self._again = True
+            return
+        self.cancel()
+        self._handle = self._loop.call_soon(self._start)
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
-    def _ended(self, began: float) -> None:
-        self.round_seconds = time.perf_counter() - began
+    def _start(self) -> None:
+        self._running = True
+        began = time.perf_counter()
+        self._begin()
+        self._spent = time.perf_counter() - began
+        self._step()
+
+    def _step(self) -> None:
+        began = time.perf_counter()
+        done = self._serve(SLICE_SECONDS)
+        self._spent += time.perf_counter() - began
+        if done:
+            # The round woke the tasks of the readers it did not serve itself; a callback
+            # queued behind those, which queues one more, runs after each took its turn (one
+            # task step unless its socket is full). Their time is the round's too.
+            self._handle = self._loop.call_soon(
+                self._loop.call_soon, self._ended, time.perf_counter()
+            )
+        else:
+            # Behind whatever became ready meanwhile: timers are taken after the I/O events.
+            self._handle = self._loop.call_later(0, self._step)
+
+    def _ended(self, tail_began: float) -> None:
+        self._handle = None
+        self._running = False
+        self._ended_at = time.perf_counter()
+        self.round_seconds = self._spent + self._ended_at - tail_began
+        again, self._again = self._again, None
+        if again:
+            self.now()
+        elif again is not None:
+            self.soon(self._readers)

@@ -1,14 +1,17 @@
 """The wake pacer: cheap rounds wake readers at once; after a long round, the appends that
-arrive during the pause reach the readers in one wake."""
+arrive during the pause reach the readers in one wake; a round never runs inside the caller
+(an append's request), is served in slices with the loop's other work between them, and
+chunks that arrive during a round get a round after it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
-from apps.streams.pacing import IMMEDIATE_SECONDS, PACED_READERS, WakePacer
+from apps.streams.pacing import IMMEDIATE_SECONDS, MAX_DELAY_SECONDS, PACED_READERS, WakePacer
 
 
 def _hold_the_loop(seconds: float) -> None:
@@ -20,21 +23,43 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+def _counting_pacer() -> tuple[WakePacer, Callable[[], int]]:
+    wakes = 0
+
+    def begin() -> None:
+        nonlocal wakes
+        wakes += 1
+
+    return WakePacer(begin, lambda seconds: True), lambda: wakes
+
+
 def test_pacer_wakes_at_once_while_rounds_are_cheap() -> None:
     async def scenario() -> int:
-        wakes = 0
-
-        def wake() -> None:
-            nonlocal wakes
-            wakes += 1
-
-        pacer = WakePacer(wake)
+        pacer, wakes = _counting_pacer()
         for _ in range(5):
             pacer.soon(PACED_READERS)
             await _settle()
-        return wakes
+        return wakes()
 
     assert asyncio.run(scenario()) == 5
+
+
+def test_pacer_never_runs_a_round_inside_its_caller() -> None:
+    """An append that tells the hub of its chunks sends its own response first."""
+
+    async def scenario() -> tuple[int, int, int, int]:
+        pacer, wakes = _counting_pacer()
+        pacer.soon(1)
+        after_soon = wakes()
+        await _settle()
+        pacer.now()
+        after_now = wakes()
+        await _settle()
+        return after_soon, after_now, wakes(), 2
+
+    after_soon, after_now, total, expected = asyncio.run(scenario())
+    assert (after_soon, after_now) == (0, 1)
+    assert total == expected
 
 
 @pytest.mark.parametrize(("readers", "wakes"), [(PACED_READERS, 2), (PACED_READERS - 1, 11)])
@@ -45,34 +70,102 @@ def test_pacer_batches_the_appends_that_arrive_after_a_long_round_of_many_reader
     round looked."""
 
     async def scenario() -> tuple[int, int]:
-        wakes = 0
-        changed = asyncio.Event()
+        count = 0
 
-        def wake() -> None:
-            nonlocal wakes
-            wakes += 1
-            changed.set()
-
-        async def reader() -> None:
+        def begin() -> None:
+            nonlocal count
+            count += 1
             # A round that holds the loop: many readers' work, as one reader.
-            while True:
-                await changed.wait()
-                changed.clear()
-                _hold_the_loop(IMMEDIATE_SECONDS * 5)
+            _hold_the_loop(IMMEDIATE_SECONDS * 5)
 
-        task = asyncio.create_task(reader())
-        await asyncio.sleep(0)
-        pacer = WakePacer(wake)
+        pacer = WakePacer(begin, lambda seconds: True)
         pacer.soon(readers)  # the first round is not paced: nothing is known of its cost yet
         await _settle()
-        first = wakes
+        first = count
         for _ in range(10):  # appends arriving while the next wake is due
             pacer.soon(readers)
             await _settle()
         await asyncio.sleep(0.2)
-        task.cancel()
-        return first, wakes
+        return first, count
 
     first, total = asyncio.run(scenario())
     assert first == 1
     assert total == wakes
+
+
+def test_pacer_wakes_at_once_after_a_long_round_when_the_loop_had_its_share() -> None:
+    """The pause counts from the end of the last round: an append after a quiet spell reaches
+    many readers without waiting, however long their last round was."""
+
+    async def scenario() -> tuple[int, int]:
+        count = 0
+
+        def begin() -> None:
+            nonlocal count
+            count += 1
+            _hold_the_loop(IMMEDIATE_SECONDS * 5)
+
+        pacer = WakePacer(begin, lambda seconds: True)
+        pacer.soon(PACED_READERS)
+        await _settle()
+        await asyncio.sleep(MAX_DELAY_SECONDS * 2)  # quiet: longer than any pause
+        before = count
+        pacer.soon(PACED_READERS)
+        await _settle()  # no timer runs out meanwhile: only the loop's next turns
+        return before, count
+
+    assert asyncio.run(scenario()) == (1, 2)
+
+
+def test_pacer_serves_a_round_in_slices_with_other_work_between() -> None:
+    async def scenario() -> list[str]:
+        order: list[str] = []
+        slices = iter([False, False, True])
+
+        def serve(seconds: float) -> bool:
+            order.append("slice")
+            return next(slices)
+
+        async def other_work() -> None:
+            for _ in range(3):
+                order.append("other")
+                await asyncio.sleep(0)
+
+        pacer = WakePacer(lambda: order.append("begin"), serve)
+        pacer.soon(PACED_READERS)
+        task = asyncio.create_task(other_work())
+        for _ in range(10):
+            await asyncio.sleep(0)
+        await task
+        return order
+
+    order = asyncio.run(scenario())
+    assert order.count("slice") == 3
+    first, last = order.index("slice"), len(order) - 1 - order[::-1].index("slice")
+    assert "other" in order[first:last]
+
+
+@pytest.mark.parametrize("urgent", [False, True])
+def test_pacer_runs_another_round_for_what_arrived_during_one(urgent: bool) -> None:
+    async def scenario() -> int:
+        count = 0
+        slices = iter([False, True, True])
+        pacer: WakePacer
+
+        def begin() -> None:
+            nonlocal count
+            count += 1
+
+        def serve(seconds: float) -> bool:
+            if count == 1:
+                # New chunks (or a close) while the round is under way.
+                pacer.now() if urgent else pacer.soon(1)
+            return next(slices)
+
+        pacer = WakePacer(begin, serve)
+        pacer.soon(1)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return count
+
+    assert asyncio.run(scenario()) == 2
