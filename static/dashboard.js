@@ -3,7 +3,7 @@
 // 1. [data-live-socket]: pages whose rows/counters update live (overview, runs, run).
 //    Every message is HTML with hx-swap-oob elements; htmx swaps them. Reconnects forever.
 // 2. #viewer: the stream viewer. The server sends each chunk exactly once per connection,
-//    in order, batched (~10 messages/s). Every message starts with
+//    in order, batched (~20 messages/s). Every message starts with
 //    <span id="viewer-batch" data-first=".." data-next=".."> so the page knows which indices
 //    it holds: a batch is shown only if it starts at the index after the last one shown;
 //    anything else (a retry race) makes the page reconnect from that index. So a reconnect

@@ -15,7 +15,7 @@ On a real daphne on loopback, in one run:
    viewers open; then the stream is closed. Every reader and viewer must have every chunk from
    where it started to the close, in order, exactly once (counted in what it received, checked
    against the indices); latency is send time (before the writer's POST) → arrival at the
-   client, per chunk, p50/p99, for SSE readers and viewers apart (viewers batch every 0.1 s).
+   client, per chunk, p50/p99, for SSE readers and viewers apart (viewers batch every 0.05 s).
 
 ``--workers N`` serves streamdash with ``manage.py serve --workers N`` (N > 1 needs REDIS_URL:
 each worker has its own hub, and the channel layer carries the appends' notifications between
