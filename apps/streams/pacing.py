@@ -84,6 +84,16 @@ share two cores with the other helpers' work, and the ≥ 90% goal can be neithe
 refuted here. The delivery latencies at 100 chunks/s (SSE p99 145-761 ms on this change,
 201-562 ms on main) were bounded by the client's own loop in these sittings (see
 ``apps.bench.fanout``'s warnings), not by the pause.
+
+Again with both commits, main and this change alternately 11:04-11:11 UTC, four runs each
+(load 3.1-7.3; figures in run order; runs 3-4 with the measurement patch of
+``apps.streams.live``): the writer with the readers open kept 73 / 20 / 33 / 41%
+of the nothing-open figure on main, 56 / 38 / 44 / 31% here; with 10 viewers too, 118 / 189 /
+148 / 108% and 79 / 141 / 29 / 133% of the readers-only figure; server CPU per append with
+the readers open 4.43 / 8.86 / 7.95 / 6.22 ms on main, 5.56 / 5.60 / 6.21 / 8.55 ms here; SSE
+p99 at 100 chunks/s 296 / 301 / 358 / 470 ms on main, 394 / 233 / 1,042 / 477 ms here (the
+client's loop late by up to 608 ms in that run). Nothing in these sittings separates the two
+on the writer's rate; the one steady difference is a round's CPU per reader (``apps.streams.live``).
 """
 
 from __future__ import annotations
