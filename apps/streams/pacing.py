@@ -42,24 +42,32 @@ is served by the round itself, without its task or the wrappers (``apps.streams.
 is then mostly its ``send`` calls, and the pacing here still spaces rounds by it.
 
 
-The pause, since: counted from the end of the last round, ``SPACING`` = 9 times the round
-(was 1) and capped at ``MAX_DELAY_SECONDS`` = 60 ms (was 100). An append that finds the pause
-over (the loop has had its share since: a writer that is not flat out, a quiet stream) starts
-a round at once; appends that keep coming (a writer flat out) get rounds that leave the rest
-of the loop nine tenths of it, as long as a round is under about 7 ms; a longer round is
-followed by 60 ms, so no chunk waits for its round more than that (the issue's fan-out goal
-is p99 <= 100 ms at 100 chunks/s). That is the trade-off: at most 60 ms of added latency when
-appends keep coming, for a writer that keeps at least 90% of the loop while rounds are short,
-and (with 1,000 readers, whose rounds took 35-130 ms of wall time on this loaded machine)
-about 30-60% when they are not. The old pause began when the append came, so a lone append
-after a quiet spell waited a whole pause too.
+The pause, since: counted from the end of the last round, ``SPACING`` = 9 times the round (was
+1) and capped at ``MAX_DELAY_SECONDS`` = 60 ms (was 100). An append that finds the pause over
+(the loop has had its share since: a writer that is not flat out, a quiet stream) starts a
+round at once; appends that keep coming (a writer flat out) get rounds that leave the rest of
+the loop nine tenths of it, as long as a round is under about 7 ms; a longer round is followed
+by 60 ms, so no chunk waits more than that past the end of the round before it (the issue's
+fan-out goal is p99 <= 100 ms at 100 chunks/s). That is the trade-off: at most 60 ms of added
+latency when appends keep coming, for a writer that keeps at least 90% of the loop while rounds
+are short, and (with 1,000 readers, whose rounds took 35-130 ms of wall time on this loaded
+machine) about 30-60% when they are not. The old pause began when the append came, so a lone
+append after a quiet spell waited a whole pause too.
 
 A round is served in slices of ``SLICE_SECONDS`` (2 ms) with whatever became ready between
-them (a writer's request, its database reply) running first, and it never runs inside the
-caller of ``soon``/``now``: an append that tells the hub of its chunks sends its response
-before any reader gets them. Before, a round whose pause was over ran inside the append's
-request, and a writer's request that arrived during a round waited for all of it: with 1,000
-readers, py-spy showed 8% of the server's samples as rounds inside ``achunks_append``.
+them (a writer's request, its database reply) running first, and a round known to be long
+never runs inside the caller of ``soon``: an append that tells the hub of its chunks sends its
+response before those readers get them. Before, a round whose pause was over ran inside the
+append's request, and a writer's request that arrived during a round waited for all of it:
+with 1,000 readers, py-spy showed 8% of the server's samples as rounds inside
+``achunks_append``. A cheap round (fewer than ``PACED_READERS`` readers, or a last round
+under ``IMMEDIATE_SECONDS``) still runs at once, inside the caller: a lone reader's latency
+is what it was (``streambench latency --rates 500 --no-reference``, one reader, alternating:
+p50 / p99 3.5 / 9.7 and 10.9 / 42.6 ms here, 3.6 / 9.0 and 9.1 / 50.8 ms on main, load 3-5;
+with every round after the response, and the next round waiting for the last one's woken
+tasks, it had been 15.8 / 13.6 / 8.9 / 17.3 ms p50 against main's 10.2 / 12.5 / 6.7 / 10.5).
+A round ends when its readers are served; the time its woken tasks take is added to its
+length (for the pause) when they have had their turn.
 
 Measured with the same command (PostgreSQL 15, one process), main and this change run
 alternately 10:46-10:58 UTC on 2026-12-02, on a machine shared with three other helpers'
@@ -118,9 +126,9 @@ SLICE_SECONDS = 0.002
 
 class WakePacer:
     """Runs one stream's wake rounds: ``begin`` starts a round, ``serve(seconds)`` serves its
-    readers for about that long and says whether the round is done. Rounds never overlap, and
-    never run inside the caller of ``soon`` or ``now`` (an append's request: its response goes
-    out first)."""
+    readers for about that long and says whether the round is done. Rounds never overlap; a
+    round known to be long never runs inside the caller of ``soon`` (an append's request: its
+    response goes out first), nor does any round inside the caller of ``now``."""
 
     def __init__(self, begin: Callable[[], None], serve: Callable[[float], bool]) -> None:
         self._begin = begin
@@ -144,10 +152,11 @@ class WakePacer:
             return
         if self._handle is not None:
             return  # a round is due: these chunks go with it
-        delay = 0.0
-        if readers >= PACED_READERS and self.round_seconds >= IMMEDIATE_SECONDS:
-            pause = min(self.round_seconds * SPACING, MAX_DELAY_SECONDS)
-            delay = max(0.0, self._ended_at + pause - time.perf_counter())
+        if readers < PACED_READERS or self.round_seconds < IMMEDIATE_SECONDS:
+            self._start()  # cheap: at once
+            return
+        pause = min(self.round_seconds * SPACING, MAX_DELAY_SECONDS)
+        delay = max(0.0, self._ended_at + pause - time.perf_counter())
         self._handle = self._loop.call_later(delay, self._start)
 
     def now(self) -> None:
@@ -175,24 +184,24 @@ class WakePacer:
         began = time.perf_counter()
         done = self._serve(SLICE_SECONDS)
         self._spent += time.perf_counter() - began
-        if done:
-            # The round woke the tasks of the readers it did not serve itself; a callback
-            # queued behind those, which queues one more, runs after each took its turn (one
-            # task step unless its socket is full). Their time is the round's too.
-            self._handle = self._loop.call_soon(
-                self._loop.call_soon, self._ended, time.perf_counter()
-            )
-        else:
+        if not done:
             # Behind whatever became ready meanwhile: timers are taken after the I/O events.
             self._handle = self._loop.call_later(0, self._step)
-
-    def _ended(self, tail_began: float) -> None:
+            return
         self._handle = None
         self._running = False
-        self._ended_at = time.perf_counter()
-        self.round_seconds = self._spent + self._ended_at - tail_began
+        self._ended_at, self.round_seconds = time.perf_counter(), self._spent
+        # The round woke the tasks of the readers it did not serve itself; a callback queued
+        # behind those, which queues one more, runs after each took its turn (one task step
+        # unless its socket is full). Their time is the round's too. The next round need not
+        # wait for that: its readers are served already.
+        self._loop.call_soon(self._loop.call_soon, self._ended, self._ended_at, self._spent)
         again, self._again = self._again, None
         if again:
             self.now()
         elif again is not None:
             self.soon(self._readers)
+
+    def _ended(self, tail_began: float, spent: float) -> None:
+        self._ended_at = time.perf_counter()
+        self.round_seconds = spent + self._ended_at - tail_began

@@ -1,7 +1,7 @@
 """The wake pacer: cheap rounds wake readers at once; after a long round, the appends that
-arrive during the pause reach the readers in one wake; a round never runs inside the caller
-(an append's request), is served in slices with the loop's other work between them, and
-chunks that arrive during a round get a round after it."""
+arrive during the pause reach the readers in one wake; a round known to be long never runs
+inside the caller (an append's request), is served in slices with the loop's other work
+between them, and chunks that arrive during a round get a round after it."""
 
 from __future__ import annotations
 
@@ -44,22 +44,35 @@ def test_pacer_wakes_at_once_while_rounds_are_cheap() -> None:
     assert asyncio.run(scenario()) == 5
 
 
-def test_pacer_never_runs_a_round_inside_its_caller() -> None:
-    """An append that tells the hub of its chunks sends its own response first."""
+def test_pacer_never_runs_a_long_round_inside_its_caller() -> None:
+    """An append that tells the hub of its chunks sends its own response before a round of
+    many readers whose last round was long; a cheap round (one reader) runs at once."""
 
-    async def scenario() -> tuple[int, int, int, int]:
-        pacer, wakes = _counting_pacer()
-        pacer.soon(1)
-        after_soon = wakes()
-        await _settle()
-        pacer.now()
-        after_now = wakes()
-        await _settle()
-        return after_soon, after_now, wakes(), 2
+    async def scenario() -> list[int]:
+        count = 0
 
-    after_soon, after_now, total, expected = asyncio.run(scenario())
-    assert (after_soon, after_now) == (0, 1)
-    assert total == expected
+        def begin() -> None:
+            nonlocal count
+            count += 1
+            _hold_the_loop(IMMEDIATE_SECONDS * 2)
+
+        pacer = WakePacer(begin, lambda seconds: True)
+        seen = []
+        pacer.soon(1)  # cheap: at once
+        seen.append(count)
+        await _settle()
+        await asyncio.sleep(MAX_DELAY_SECONDS * 2)  # the pause after that round is over
+        pacer.soon(PACED_READERS)  # the last round was long: not inside this call
+        seen.append(count)
+        await _settle()
+        seen.append(count)
+        pacer.now()  # never inside the caller
+        seen.append(count)
+        await _settle()
+        seen.append(count)
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 1, 2, 2, 3]
 
 
 @pytest.mark.parametrize(("readers", "wakes"), [(PACED_READERS, 2), (PACED_READERS - 1, 11)])
