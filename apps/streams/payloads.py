@@ -14,6 +14,10 @@ and kept only when its elements serialise back to the body byte for byte (``_spl
 the scanner built a Python object for every element only to drop it, 13.7% of the server's
 GIL samples (py-spy) during ``streambench append``. 100 chunks of 64 B, best of 15 on this
 machine in one sitting: compact 155 -> 40 us, spaced (``json.dumps``' default) 154 -> 156 us.
+``split_json``'s share of the server's GIL samples (py-spy --gil, ``streambench append
+--batches 1500 --no-reference``, compact rows): 11.9% before, 5.6% after. The end-to-end CPU
+per request did not separate from the noise of that sitting (load average 3-7, other sessions'
+CI runs): main and this side by side at the same time, 2.28 / 2.29 and 2.18 / 2.17 ms.
 """
 
 from __future__ import annotations
