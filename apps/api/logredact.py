@@ -42,7 +42,24 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def _plain(text: str) -> bool:
+    """True when no pattern above can match: each needs one of the strings searched below, in
+    lower case (wider than the case-sensitive patterns). ASCII only: with ``re.I`` a pattern's
+    letter also matches characters whose lower case is not that letter (``İ`` for ``i``).
+    Most request lines of the access log are plain, and this is one ``lower`` and five
+    substring searches instead of five regular expression passes.
+    ``POST /api/v1/runs/<id>/streams/bench-0``, best of 15 on this machine: 3.9 -> 0.3 us."""
+    if not text.isascii():
+        return False
+    low = text.lower()
+    return not (
+        "=" in low or "authorization" in low or "bearer" in low or "sd_sk_" in low or "eyj" in low
+    )
+
+
 def redact(text: str) -> str:
+    if _plain(text):
+        return text
     text = _PARAM.sub(_redact_param, text)
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)

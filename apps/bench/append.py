@@ -13,6 +13,12 @@ headers): the Durable Streams reference server in memory and file-backed (``refe
 skipped with a note without node/npm). Each server's CPU per request comes from /proc.
 streamdash runs twice, with its metrics on and off (``STREAMDASH_METRICS=0``): what recording
 them costs an append, in the same run.
+
+The rows are compact JSON (``{"w":0,"n":1,"p":"xx…"}``), the bytes the SDK and the browser's
+``JSON.stringify`` send, for every server and for COPY alike. Python's default ``json.dumps``
+spacing was used before 2026-12-02; streamdash splits a compact body with orjson and a spaced
+one with its scanner (apps/streams/payloads.py), so figures from before that date are for the
+slower split.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from apps.streams.services import StreamConfig, stream_create
 
 JSON = {"Content-Type": "application/json"}
 WARM_UP_BATCHES = 10  # per writer, before each server's timed run
+# The rows are compact JSON, as the SDK sends them (``streamdash/sdk/_core.py``).
+_COMPACT = (",", ":")
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,10 @@ def _reference(server: BenchServer) -> Target:
 
 
 def _chunk(writer: int, n: int, size: int) -> bytes:
-    head = json.dumps({"w": writer, "n": n, "p": ""})
-    return json.dumps({"w": writer, "n": n, "p": "x" * max(0, size - len(head))}).encode()
+    head = json.dumps({"w": writer, "n": n, "p": ""}, separators=_COMPACT)
+    return json.dumps(
+        {"w": writer, "n": n, "p": "x" * max(0, size - len(head))}, separators=_COMPACT
+    ).encode()
 
 
 def _parallel(writers: int, work: Callable[[int], int]) -> tuple[int, float]:

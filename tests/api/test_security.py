@@ -312,6 +312,16 @@ def test_security_padding_does_not_make_a_fresh_rate_limit_bucket() -> None:
         assert ratelimit.rate_key(authorization="", token=variant, client="5.6.7.8") == base
 
 
+@pytest.mark.parametrize(
+    "line",
+    ["AUTHOR\u0130ZATION: opaque-token-value", "caf\u00e9 BEARER opaque-token-value"],
+)
+def test_security_redact_removes_secrets_whatever_the_letter_case(line: str) -> None:
+    """``re.I`` takes ``İ`` for ``i``: a line the quick check cannot read still gets the
+    patterns."""
+    assert "opaque-token" not in redact(line)
+
+
 def test_security_redact_keeps_ordinary_text() -> None:
     line = "GET /api/v1/runs/run_01ABC/streams/ai?offset=-1&live=sse HTTP/1.1"
     assert redact(line) == line

@@ -3,9 +3,13 @@ what counts as JSON."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from apps.streams import payloads
 from apps.streams.payloads import json_array, read_body, split_body, split_json
@@ -137,3 +141,98 @@ def test_split_json_answers_as_its_careful_loop(body: bytes, settings, monkeypat
     fast = answer()
     monkeypatch.setattr(payloads, "_split_array", lambda *args: None)
     assert fast == answer()
+
+
+_COMPACT_BODIES = [
+    b'[{"a":1},{"b":[2,3]}]',
+    b'[{"a":1,"a":2}]',  # a duplicate key: orjson keeps one
+    b"[1e400,0.10,1E5,-0,1.0,18446744073709551616," + b"1" * 5000 + b"]",
+    b'["\\u00e9","\\/","\\ud800","\\ud83d\\ude00","\\n","\\u001f","\xc3\xa9"]',
+    b'["\xff"]',
+    b"[NaN]",
+    b"[" + b"[" * 63 + b"]" * 63 + b"]",
+    b"[" + b"[" * 64 + b"]" * 64 + b"]",
+    b'["' + b"[" * 200 + b'",1]',
+    b"[" + b",".join([b"0"] * 150) + b"]",
+    b"[" + b",".join([b"0"] * 151) + b"]",
+    b"[" + b",".join(b'{"n":%d,"p":"x, y: z"}' % n for n in range(100)) + b"]",
+    b"[]",
+    b"[1,2,]",
+    b"[1,2]3",
+    b"[1,2] ",
+    b'[{"a": 1}]',
+    b"[true,false,null,-1.5e-7,5e-324]",
+]
+
+
+def _answer(body: bytes) -> object:
+    try:
+        return split_body(JSON, body)
+    except Exception as exc:  # the error itself is the answer compared
+        return type(exc), str(exc), getattr(exc, "facts", None)
+
+
+def _careful_answer(body: bytes, monkeypatch: pytest.MonkeyPatch) -> object:
+    with monkeypatch.context() as patched:
+        patched.setattr(payloads, "_split_compact", lambda *args: None)
+        patched.setattr(payloads, "_split_array", lambda *args: None)
+        return _answer(body)
+
+
+@pytest.mark.parametrize("body", _BODIES + _COMPACT_BODIES)
+def test_split_json_of_compact_bodies_answers_as_its_careful_loop(
+    body: bytes, settings, monkeypatch
+) -> None:
+    """orjson's split of a compact array gives the same chunks, or leaves the same error, as
+    the scanner's loop: every chunk stays the writer's exact bytes."""
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 150
+    settings.STREAMDASH_MAX_JSON_DEPTH = 64
+    assert _answer(body) == _careful_answer(body, monkeypatch)
+
+
+def test_split_json_takes_the_compact_path_for_what_the_sdk_sends() -> None:
+    """The SDK's batches (compact JSON) are split by orjson, not by the scanner."""
+    body = json.dumps([{"n": n, "text": "a, b: c"} for n in range(100)], separators=(",", ":"))
+    assert payloads._split_compact(body.encode(), 10_000) == [
+        json.dumps({"n": n, "text": "a, b: c"}, separators=(",", ":")).encode() for n in range(100)
+    ]
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> bytes:
+    values = draw(st.lists(_VALUES, max_size=8))
+    spacing = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    body = json.dumps(values, separators=spacing, ensure_ascii=draw(st.booleans())).encode()
+    if draw(st.booleans()):  # one byte changed, inserted or removed: most such bodies break
+        at = draw(st.integers(min_value=0, max_value=len(body)))
+        byte = draw(st.sampled_from([b"", b" ", b",", b"]", b"[", b"{", b'"', b"\\", b"1", b"e"]))
+        body = body[:at] + byte + body[at + draw(st.integers(min_value=0, max_value=1)) :]
+    return body
+
+
+@hypothesis_settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=_bodies())
+def test_split_json_compact_path_agrees_with_the_careful_loop(
+    body: bytes, settings, monkeypatch
+) -> None:
+    """Small limits, so generated bodies reach the depth and chunk-count refusals too."""
+    settings.STREAMDASH_MAX_CHUNKS_PER_REQUEST = 6
+    settings.STREAMDASH_MAX_JSON_DEPTH = 3
+    assert _answer(body) == _careful_answer(body, monkeypatch)
