@@ -23,12 +23,15 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-def _counting_pacer() -> tuple[WakePacer, Callable[[], int]]:
+def _counting_pacer(hold: float = 0.0) -> tuple[WakePacer, Callable[[], int]]:
+    """A pacer whose rounds are counted, each holding the loop ``hold`` seconds."""
     wakes = 0
 
     def begin() -> None:
         nonlocal wakes
         wakes += 1
+        if hold:
+            _hold_the_loop(hold)
 
     return WakePacer(begin, lambda seconds: True), lambda: wakes
 
@@ -49,27 +52,20 @@ def test_pacer_never_runs_a_long_round_inside_its_caller() -> None:
     many readers whose last round was long; a cheap round (one reader) runs at once."""
 
     async def scenario() -> list[int]:
-        count = 0
-
-        def begin() -> None:
-            nonlocal count
-            count += 1
-            _hold_the_loop(IMMEDIATE_SECONDS * 2)
-
-        pacer = WakePacer(begin, lambda seconds: True)
+        pacer, count = _counting_pacer(IMMEDIATE_SECONDS * 2)
         seen = []
         pacer.soon(1)  # cheap: at once
-        seen.append(count)
+        seen.append(count())
         await _settle()
         await asyncio.sleep(MAX_DELAY_SECONDS * 2)  # the pause after that round is over
         pacer.soon(PACED_READERS)  # the last round was long: not inside this call
-        seen.append(count)
+        seen.append(count())
         await _settle()
-        seen.append(count)
+        seen.append(count())
         pacer.now()  # never inside the caller
-        seen.append(count)
+        seen.append(count())
         await _settle()
-        seen.append(count)
+        seen.append(count())
         return seen
 
     assert asyncio.run(scenario()) == [1, 1, 2, 2, 3]
@@ -83,23 +79,16 @@ def test_pacer_batches_the_appends_that_arrive_after_a_long_round_of_many_reader
     round looked."""
 
     async def scenario() -> tuple[int, int]:
-        count = 0
-
-        def begin() -> None:
-            nonlocal count
-            count += 1
-            # A round that holds the loop: many readers' work, as one reader.
-            _hold_the_loop(IMMEDIATE_SECONDS * 5)
-
-        pacer = WakePacer(begin, lambda seconds: True)
+        # Rounds that hold the loop: many readers' work, as one reader.
+        pacer, count = _counting_pacer(IMMEDIATE_SECONDS * 5)
         pacer.soon(readers)  # the first round is not paced: nothing is known of its cost yet
         await _settle()
-        first = count
+        first = count()
         for _ in range(10):  # appends arriving while the next wake is due
             pacer.soon(readers)
             await _settle()
         await asyncio.sleep(0.2)
-        return first, count
+        return first, count()
 
     first, total = asyncio.run(scenario())
     assert first == 1
@@ -111,21 +100,14 @@ def test_pacer_wakes_at_once_after_a_long_round_when_the_loop_had_its_share() ->
     many readers without waiting, however long their last round was."""
 
     async def scenario() -> tuple[int, int]:
-        count = 0
-
-        def begin() -> None:
-            nonlocal count
-            count += 1
-            _hold_the_loop(IMMEDIATE_SECONDS * 5)
-
-        pacer = WakePacer(begin, lambda seconds: True)
+        pacer, count = _counting_pacer(IMMEDIATE_SECONDS * 5)
         pacer.soon(PACED_READERS)
         await _settle()
         await asyncio.sleep(MAX_DELAY_SECONDS * 2)  # quiet: longer than any pause
-        before = count
+        before = count()
         pacer.soon(PACED_READERS)
         await _settle()  # no timer runs out meanwhile: only the loop's next turns
-        return before, count
+        return before, count()
 
     assert asyncio.run(scenario()) == (1, 2)
 
