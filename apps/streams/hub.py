@@ -220,6 +220,8 @@ class Hub:
         self._start_lock = asyncio.Lock()
         self._listeners: dict[str, set[Listener]] = {}
         self._listened_groups: Counter[str] = Counter()
+        # Streams whose first reader is reading the tail: whether a notice came meanwhile.
+        self._joining: dict[int, bool] = {}
         # Joins and leaves of listened groups in order: a page that closes its socket as the
         # next page opens one would otherwise leave the group after the new join.
         self._membership_lock = asyncio.Lock()
@@ -384,8 +386,16 @@ class Hub:
         credentials.key_revoked(int(message["key"]))
         self._wake_all()
 
-    def _on_appended(self, message: dict[str, Any]) -> None:
+    def _unheard(self, message: dict[str, Any]) -> StreamState | None:
+        """The state a stream message is for; None (the message noted if the stream's first
+        reader is joining) when this process has none."""
         state = self.states.get(message["stream"])
+        if state is None and message["stream"] in self._joining:
+            self._joining[message["stream"]] = True
+        return state
+
+    def _on_appended(self, message: dict[str, Any]) -> None:
+        state = self._unheard(message)
         if state is None:
             return
         chunks = message.get("chunks")
@@ -397,7 +407,7 @@ class Hub:
             self._spawn(self._refresh(state, None))
 
     def _on_changed(self, message: dict[str, Any]) -> None:
-        state = self.states.get(message["stream"])
+        state = self._unheard(message)
         if state is not None and (
             message["end"] > state.next_index
             or message["closed"] != state.closed
@@ -407,7 +417,7 @@ class Hub:
             self._spawn(self._refresh(state, None))
 
     def _on_deleted(self, message: dict[str, Any]) -> None:
-        state = self.states.get(message["stream"])
+        state = self._unheard(message)
         if state is not None:
             self._mark_deleted(state)
 
@@ -459,11 +469,17 @@ class Hub:
         state = self.states.get(stream_id)
         if state is None:
             # Join the group before reading the tail: a commit in between is then either in
-            # the tail we read or in a notification we receive.
-            await self.join(stream_group(stream_id))
-            tail = (await threads.run_in("read", selectors.stream_tails, [stream_id])).get(
-                stream_id
-            )
+            # the tail we read or in a notification we receive. One received while the tail
+            # is read has no state to go to: it is noted, and the new state reads the tail
+            # again (a stream closed just as its first reader came waited for the re-check).
+            self._joining.setdefault(stream_id, False)
+            try:
+                await self.join(stream_group(stream_id))
+                tail = (await threads.run_in("read", selectors.stream_tails, [stream_id])).get(
+                    stream_id
+                )
+            finally:
+                heard = self._joining.pop(stream_id, False)
             state = self.states.get(stream_id)
             if state is None:
                 if tail is None:
@@ -473,6 +489,8 @@ class Hub:
                     tail, settings.STREAMDASH_HUB_RING_CHUNKS, settings.STREAMDASH_HUB_RING_BYTES
                 )
                 self.states[stream_id] = state
+                if heard:
+                    self._spawn(self._refresh(state, None))
         state.readers += 1
         try:
             yield state

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -178,3 +179,36 @@ async def test_a_reader_that_starts_while_the_tail_check_reads_is_not_told_of_a_
         holder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await holder
+
+
+async def test_a_close_committed_while_the_first_reader_reads_the_tail_reaches_it(
+    monkeypatch, settings
+):
+    """The first reader of a stream joins its group, then reads its tail: a close committed
+    after that read, whose notice comes before the reader's state exists, still ends the read
+    at once (not at the tail re-check, set to a minute here)."""
+    from apps.streams.services import stream_close
+
+    settings.STREAMDASH_TAIL_CHECK_SECONDS = 60
+    stream_id = await _stream_with([b"0"])
+    original = selectors.stream_tails
+
+    def closed_after_the_read(stream_ids):
+        tails = original(stream_ids)
+        if list(stream_ids) == [stream_id]:
+            stream_close(stream_id=stream_id)
+            time.sleep(0.3)  # the notice is heard while this read is still under way
+        return tails
+
+    monkeypatch.setattr(selectors, "stream_tails", closed_after_the_read)
+
+    async def read() -> list[int]:
+        seen: list[int] = []
+        async for batch in follow(stream_id, 0, heartbeat=60):
+            if batch is not None:
+                seen.extend(record.index for record in batch.chunks)
+                if batch.closed:
+                    return seen
+        return seen
+
+    assert await asyncio.wait_for(read(), 10) == [0]
