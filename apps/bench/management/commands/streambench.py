@@ -2,20 +2,24 @@
 
 Scenarios are a table (name → runner) so later issues add theirs without a chain of ifs. Each
 runner prints its figures beside their baselines (stdout), draws its progress on stderr, and
-returns its figures, which the command prints as one JSON line (stdout) for machines.
+returns its figures, which the command prints as one JSON line (stdout) for machines, with how
+the whole machine's CPU time went meanwhile (``machine.py``: busy, idle, stolen by the
+hypervisor), so that figures from different runs can be told apart from the machine's mood.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.bench import machine
 from apps.bench.report import jsonable
 
-Runner = Callable[[BaseCommand, dict[str, Any]], dict[str, Any] | None]
+Runner = Callable[[BaseCommand, dict[str, Any]], dict[str, Any]]
 
 
 def _append(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
@@ -55,31 +59,33 @@ def _latency(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _purge(command: BaseCommand, options: dict[str, Any]) -> None:
+def _purge(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     from apps.bench.purge import bench_purge
 
+    results = []
     for batch_size in (1_000, 5_000, 20_000):
-        result = bench_purge(runs=20, chunks_per_run=options["chunks"] // 20, batch_size=batch_size)
-        command.stdout.write(json.dumps(result))
+        results.append(
+            bench_purge(runs=20, chunks_per_run=options["chunks"] // 20, batch_size=batch_size)
+        )
+    return {"batches": results}
 
 
-def _big(command: BaseCommand, options: dict[str, Any]) -> None:
+def _big(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     from apps.bench import big
 
-    command.stdout.write(json.dumps(big.run(options["mib"] or 300, command.stdout.write)))
+    return big.run(options["mib"] or 300, command.stdout.write)
 
 
-def _idle(command: BaseCommand, options: dict[str, Any]) -> None:
+def _idle(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     from apps.bench import idle
 
-    figures = idle.run(options["readers"] or 200, options["mib"] or 40, command.stdout.write)
-    command.stdout.write(json.dumps(figures))
+    return idle.run(options["readers"] or 200, options["mib"] or 40, command.stdout.write)
 
 
-def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
+def _fanout(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
     from apps.bench import fanout
 
-    figures = fanout.run(
+    return fanout.run(
         fanout.Options(
             readers=options["readers"] or 1_000,
             viewers=options["viewers"],
@@ -89,7 +95,6 @@ def _fanout(command: BaseCommand, options: dict[str, Any]) -> None:
         ),
         command.stdout.write,
     )
-    command.stdout.write(json.dumps(figures))
 
 
 def _requests(command: BaseCommand, options: dict[str, Any]) -> dict[str, Any]:
@@ -172,10 +177,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["scenario"]
+        before = machine.cpu_times()
         try:
             figures = SCENARIOS[name](self, options)
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc
-        if figures is not None:
-            line = jsonable({"scenario": name, **figures})
-            self.stdout.write(json.dumps(line, allow_nan=False))
+        share = machine.share_between(before, machine.cpu_times())
+        self.stdout.write(share.line())
+        line = jsonable({"scenario": name, **figures, "machine": asdict(share)})
+        self.stdout.write(json.dumps(line, allow_nan=False))
