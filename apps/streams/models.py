@@ -84,10 +84,31 @@ class Stream(models.Model):
 
 
 class Chunk(models.Model):
-    """One chunk: the exact bytes written. (stream, index) is the key and the read path."""
+    """One chunk: the exact bytes written. (stream, index) is the key and the read path.
+
+    The reference to the stream has no foreign-key constraint and no index of its own (the
+    primary key leads with it). PostgreSQL checked the constraint once per inserted chunk, at
+    commit (a deferred trigger that reads and key-share-locks the stream row for each): of
+    the database's CPU for an append of 100 chunks of 64 B, half. Measured on PostgreSQL 15,
+    800 autocommit ``INSERT … SELECT … unnest`` of 100 such rows each, alternately: 1.45-1.48
+    ms of the server's CPU and 2.45-2.73 ms of wall time per commit with the constraint,
+    0.76-0.79 and 1.43-1.48 ms without; dropping the index as well, 0.74-0.75 and 1.40-1.45 ms.
+    The constraint guarded nothing the writers do not: every chunk is inserted with its
+    stream's row locked in the same transaction (the one-statement append's ``UPDATE``, the
+    checked path's ``SELECT … FOR UPDATE``, a fork's ``detach``), and every deletion of a
+    stream locks its row first and deletes its chunks after the lock (``apps.streams.removal``,
+    ``apps.runs.services.runs_delete``): an append ahead of a deletion commits, and the
+    deletion then sees and deletes its chunks; an append behind it finds no stream and
+    inserts nothing. The ORM still deletes a stream's chunks with it (``CASCADE``)."""
 
     pk = models.CompositePrimaryKey("stream", "index")
-    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="chunks")
+    stream = models.ForeignKey(
+        Stream,
+        on_delete=models.CASCADE,
+        related_name="chunks",
+        db_constraint=False,
+        db_index=False,
+    )
     index = models.BigIntegerField()
     data = models.BinaryField()
     producer = models.CharField(max_length=200, blank=True, default="")

@@ -12,11 +12,17 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from psycopg import AsyncConnection
 
-from apps.streams import pg_append
+from apps.streams import pg_append, removal
 from apps.streams.appending import AppendRequest, AppendResult
 from apps.streams.models import Chunk, Producer, Stream
 from apps.streams.producers import ProducerClaim
-from streamdash.core.errors import BadRequest, ProducerSeqGap, StaleProducerEpoch, StreamClosed
+from streamdash.core.errors import (
+    BadRequest,
+    ProducerSeqGap,
+    StaleProducerEpoch,
+    StreamClosed,
+    StreamNotFound,
+)
 from tests.factories import make_project, make_stream
 
 pytestmark = [
@@ -201,3 +207,26 @@ async def test_appends_and_retries_racing_store_every_batch_once() -> None:
     for producer in ("a", "b"):
         mine = [data for _, data, owner in chunks if owner == producer]
         assert mine == [chunk for seq in range(ROUNDS + 1) for chunk in _batch(producer, seq)]
+
+
+async def test_appends_racing_the_streams_deletion_leave_no_chunk_behind() -> None:
+    """The chunk table has no foreign key to the stream (``Chunk``'s docstring says why): the
+    stream row's lock, taken by every append and every deletion, is what keeps a chunk from
+    outliving its stream. Appends by both paths (one statement; a new producer, checked) race
+    the deletion; each either lands before it and goes with the stream, or finds no stream."""
+    for round_ in range(ROUNDS // 5):
+        stream = await _stream()
+        await _warm_pool(stream, 4)
+        appends = [
+            _append(stream, _batch("plain", n))
+            if n % 2
+            else _append(stream, _batch("new", n), ProducerClaim(f"p{n}", 0, 0))
+            for n in range(6)
+        ]
+        deletion = sync_to_async(removal.stream_delete)(stream_id=stream.pk)
+        results = await asyncio.gather(deletion, *appends, return_exceptions=True)
+        assert results[0] is None, results[0]
+        for result in results[1:]:
+            assert isinstance(result, (AppendResult, StreamNotFound)), (round_, result)
+        left = await sync_to_async(Chunk.objects.filter(stream_id=stream.pk).count)()
+        assert left == 0, f"round {round_}: {left} chunks outlived their stream"
