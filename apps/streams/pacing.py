@@ -102,6 +102,14 @@ the readers open 4.43 / 8.86 / 7.95 / 6.22 ms on main, 5.56 / 5.60 / 6.21 / 8.55
 p99 at 100 chunks/s 296 / 301 / 358 / 470 ms on main, 394 / 233 / 1,042 / 477 ms here (the
 client's loop late by up to 608 ms in that run). Nothing in these sittings separates the two
 on the writer's rate; the one steady difference is a round's CPU per reader (``apps.streams.live``).
+
+The cap once more, 2026-12-02 15:16-15:20 UTC on a quieter machine (load 0.5-1.7, 0-3% of the
+CPU time stolen), the same command alternately with ``MAX_DELAY_SECONDS`` 0.06 and 0.04, two
+runs each: SSE p99 124.4 / 126.6 ms at 0.06 and 103.0 / 104.4 ms at 0.04 (viewers 233.6 /
+226.0 and 94.8 / 109.1 ms); but with the readers open, the writer made 211.7 / 212.0 appends/s
+at 2.99 / 3.02 ms of server CPU each at 0.06, and 162.5 / 176.5 at 3.98 / 3.78 ms at 0.04. A
+shorter pause means more rounds for the same chunks, each of 1,000 sends, and the p99 stayed
+above 100 ms even so: the cap stays at 0.06.
 """
 
 from __future__ import annotations
