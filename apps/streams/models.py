@@ -93,6 +93,9 @@ class Chunk(models.Model):
     800 autocommit ``INSERT … SELECT … unnest`` of 100 such rows each, alternately: 1.45-1.48
     ms of the server's CPU and 2.45-2.73 ms of wall time per commit with the constraint,
     0.76-0.79 and 1.43-1.48 ms without; dropping the index as well, 0.74-0.75 and 1.40-1.45 ms.
+    Through the server (one writer, 800 HTTP appends of 100 such chunks on one connection, a
+    fresh database each, alternately): PostgreSQL's CPU 1.41-1.53 -> 0.60-0.79 ms per append,
+    the append's round trip 3.2-3.9 -> 2.2-2.8 ms.
     The constraint guarded nothing the writers do not: every chunk is inserted with its
     stream's row locked in the same transaction (the one-statement append's ``UPDATE``, the
     checked path's ``SELECT … FOR UPDATE``, a fork's ``detach``), and every deletion of a
