@@ -255,7 +255,6 @@ def run(mib: int, say: Callable[[str], None]) -> dict[str, Any]:
             f"{' ' * 15}{rss.start / MIB:6.0f}{rss.peak / MIB:6.0f}{rss.end / MIB:5.0f}"
             f"{rss.settled / MIB:6.0f}"
         )
-    say("load average (1/5/15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     for read in reads:
         assert read.rss is not None
         growth = max(read.rss.peak, read.rss.settled) - read.rss.start
@@ -277,5 +276,4 @@ def run(mib: int, say: Callable[[str], None]) -> dict[str, Any]:
         "goal_mb_s": GOAL_MB_S,
         "goal_rss_growth_mib": GOAL_RSS_GROWTH_MIB,
         "settle_seconds": SETTLE_SECONDS,
-        "load_average": os.getloadavg(),
     }

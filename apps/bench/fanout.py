@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import time
 from array import array
 from collections import Counter
@@ -387,7 +386,6 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
     finally:
         project.delete()
     _report(options, figures, say)
-    say("load average (1/5/15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     return {
         "scenario": "fanout",
         "readers": options.readers,
@@ -396,7 +394,6 @@ def run(options: Options, say: Callable[[str], None]) -> dict[str, Any]:
         "seconds": options.seconds,
         "workers": options.workers,
         "goal_share_with_viewers": GOAL_SHARE,
-        "load_average": os.getloadavg(),
         **figures,
         "client_warnings": fanout.client_warnings,
     }

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -141,7 +140,6 @@ def run(readers: int, mib: int, say: Callable[[str], None]) -> dict[str, Any]:
         f"(stall limit {STALL_SECONDS:.0f} s)"
     )
     say(f"  {SETTLE_SECONDS:.0f} s after all closed     {settled / MIB:7.1f}")
-    say("load average (1/5/15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     if closed < NON_READING:
         warn(f"only {closed} of {NON_READING} non-reading readers were cut off")
     return {
@@ -156,5 +154,4 @@ def run(readers: int, mib: int, say: Callable[[str], None]) -> dict[str, Any]:
         "rss_settled_mib": round(settled / MIB, 1),
         "threads": [threads_start, threads_idle],
         "non_reading_cut_off": closed,
-        "load_average": os.getloadavg(),
     }

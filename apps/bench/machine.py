@@ -86,15 +86,14 @@ def share_between(
     """The split of the CPU time that passed from ``before`` to ``after``."""
     elapsed = after.total - before.total
 
-    def percent(kind: str) -> float:
-        spent = getattr(after, kind) - getattr(before, kind)
+    def percent(spent: int) -> float:
         return 100.0 * spent / elapsed if elapsed > 0 else 0.0
 
     return Share(
         cpus=cpus if cpus is not None else os.cpu_count() or 1,
-        busy=percent("busy"),
-        idle=percent("idle"),
-        iowait=percent("iowait"),
-        steal=percent("steal"),
+        busy=percent(after.busy - before.busy),
+        idle=percent(after.idle - before.idle),
+        iowait=percent(after.iowait - before.iowait),
+        steal=percent(after.steal - before.steal),
         load=load if load is not None else os.getloadavg(),
     )
